@@ -331,3 +331,9 @@ func (c *Config) Lookup(iss string) *Issuer {
 func (c *Config) RedirectURI() string {
 	return strings.TrimSuffix(c.PublicURL, "/") + "/callback"
 }
+
+// Finish applies defaults to a config built in code (the demo) and validates it.
+func Finish(c *Config) error {
+	c.applyDefaults()
+	return c.Validate()
+}
