@@ -1,0 +1,283 @@
+// Package keys manages the RSA keys smartlabs signs private_key_jwt client
+// assertions with, and publishes their public halves as a JWKS.
+package keys
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// MinBits is the smallest RSA modulus accepted; Epic and NIST both require 2048.
+const MinBits = 2048
+
+// Algorithm is the JWS algorithm client assertions are signed with (Epic's choice).
+const Algorithm = jose.RS384
+
+// File names written by WriteNew.
+const (
+	PrivateKeyFile   = "privatekey.pem"
+	PublicKeyB64File = "publickey.b64"
+	PublicKeyPEMFile = "publickey.pem"
+	JWKSFile         = "jwks.json"
+)
+
+// Key is an RSA private key with its stable key id.
+type Key struct {
+	priv *rsa.PrivateKey
+	kid  string
+}
+
+// Generate creates a new RSA key of the given size (at least MinBits).
+func Generate(bits int) (*Key, error) {
+	if bits < MinBits {
+		return nil, fmt.Errorf("keys: RSA key of %d bits is too small (minimum %d)", bits, MinBits)
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, fmt.Errorf("keys: generate: %w", err)
+	}
+	return fromRSA(priv)
+}
+
+// Load reads an RSA private key from a PKCS#1 or PKCS#8 PEM file.
+func Load(pemPath string) (*Key, error) {
+	data, err := os.ReadFile(pemPath)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes an RSA private key from PKCS#1 or PKCS#8 PEM bytes.
+func Parse(data []byte) (*Key, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("keys: no PEM block found")
+	}
+	var priv *rsa.PrivateKey
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("keys: PKCS#1: %w", err)
+		}
+		priv = k
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("keys: PKCS#8: %w", err)
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("keys: PKCS#8 key is %T, want RSA", k)
+		}
+		priv = rk
+	default:
+		return nil, fmt.Errorf("keys: unsupported PEM block %q (want RSA PRIVATE KEY or PRIVATE KEY)", block.Type)
+	}
+	// Small keys are refused because RS384 with fewer than 2048 bits is forgeable in practice.
+	if bits := priv.N.BitLen(); bits < MinBits {
+		return nil, fmt.Errorf("keys: RSA key of %d bits is too small (minimum %d)", bits, MinBits)
+	}
+	return fromRSA(priv)
+}
+
+func fromRSA(priv *rsa.PrivateKey) (*Key, error) {
+	if err := priv.Validate(); err != nil {
+		return nil, fmt.Errorf("keys: invalid RSA key: %w", err)
+	}
+	pub := jose.JSONWebKey{Key: &priv.PublicKey}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("keys: thumbprint: %w", err)
+	}
+	// The kid is the RFC 7638 thumbprint so it is the same after every restart
+	// and on every replica without being stored anywhere.
+	return &Key{priv: priv, kid: base64.RawURLEncoding.EncodeToString(tp)}, nil
+}
+
+// KeyID returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key.
+func (k *Key) KeyID() string { return k.kid }
+
+// Signer returns the private key as a crypto.Signer.
+func (k *Key) Signer() crypto.Signer { return k.priv }
+
+// PublicJWK returns the public key as a JWK with use "sig", alg RS384 and the kid.
+func (k *Key) PublicJWK() jose.JSONWebKey {
+	return jose.JSONWebKey{
+		Key:       &k.priv.PublicKey,
+		KeyID:     k.kid,
+		Algorithm: string(Algorithm),
+		Use:       "sig",
+	}
+}
+
+// SigningKey returns the key ready for a go-jose signer, carrying the kid header.
+func (k *Key) SigningKey() jose.SigningKey {
+	return jose.SigningKey{
+		Algorithm: Algorithm,
+		Key:       jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: string(Algorithm), Use: "sig"},
+	}
+}
+
+// JWKS returns the JSON Web Key Set {"keys":[...]} holding the public keys only.
+func JWKS(keys ...*Key) []byte {
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
+	for _, k := range keys {
+		if k == nil {
+			continue
+		}
+		set.Keys = append(set.Keys, k.PublicJWK())
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		// Marshalling RSA public keys cannot fail; an empty set is the safe answer.
+		return []byte(`{"keys":[]}`)
+	}
+	return b
+}
+
+// Certificate returns a self-signed X.509 certificate (DER) for the public key.
+// Epic's app registration takes the public key in this form.
+func (k *Key) Certificate(now time.Time) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("keys: serial: %w", err)
+	}
+	// SubjectKeyId is the SHA-256 of the public key so the certificate names its key.
+	spki, err := x509.MarshalPKIXPublicKey(&k.priv.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("keys: public key: %w", err)
+	}
+	ski := sha256.Sum256(spki)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "smartlabs " + k.kid},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		SubjectKeyId:          ski[:20],
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.priv.PublicKey, k.priv)
+	if err != nil {
+		return nil, fmt.Errorf("keys: certificate: %w", err)
+	}
+	return der, nil
+}
+
+// Files lists the paths WriteNew created.
+type Files struct {
+	// PrivateKey is the PKCS#8 PEM private key (mode 0600).
+	PrivateKey string
+	// PublicKeyB64 is the self-signed certificate, DER in standard base64 on one line.
+	PublicKeyB64 string
+	// PublicKeyPEM is the same certificate in PEM.
+	PublicKeyPEM string
+	// JWKS is the public JWK Set.
+	JWKS string
+	// KeyID is the kid of the new key.
+	KeyID string
+}
+
+// Paths returns every file path in the order they are written.
+func (f Files) Paths() []string {
+	return []string{f.PrivateKey, f.PublicKeyB64, f.PublicKeyPEM, f.JWKS}
+}
+
+// WriteNew generates a key and writes it with its public forms into dir.
+// It refuses to overwrite any existing file and leaves nothing behind on failure.
+func WriteNew(dir string, bits int) (Files, error) {
+	files := Files{
+		PrivateKey:   filepath.Join(dir, PrivateKeyFile),
+		PublicKeyB64: filepath.Join(dir, PublicKeyB64File),
+		PublicKeyPEM: filepath.Join(dir, PublicKeyPEMFile),
+		JWKS:         filepath.Join(dir, JWKSFile),
+	}
+	// Overwriting a key that is registered with an EHR would silently break sign-in.
+	for _, p := range files.Paths() {
+		if _, err := os.Lstat(p); err == nil {
+			return Files{}, fmt.Errorf("keys: %s already exists; refusing to overwrite", p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return Files{}, fmt.Errorf("keys: %w", err)
+		}
+	}
+	k, err := Generate(bits)
+	if err != nil {
+		return Files{}, err
+	}
+	files.KeyID = k.KeyID()
+	der8, err := x509.MarshalPKCS8PrivateKey(k.priv)
+	if err != nil {
+		return Files{}, fmt.Errorf("keys: encode private key: %w", err)
+	}
+	cert, err := k.Certificate(time.Now())
+	if err != nil {
+		return Files{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Files{}, fmt.Errorf("keys: %w", err)
+	}
+	contents := []struct {
+		path string
+		mode os.FileMode
+		data []byte
+	}{
+		{files.PrivateKey, 0o600, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der8})},
+		{files.PublicKeyB64, 0o644, []byte(base64.StdEncoding.EncodeToString(cert) + "\n")},
+		{files.PublicKeyPEM, 0o644, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert})},
+		{files.JWKS, 0o644, append(JWKS(k), '\n')},
+	}
+	var written []string
+	for _, c := range contents {
+		if err := writeExclusive(c.path, c.mode, c.data); err != nil {
+			for _, p := range written {
+				_ = os.Remove(p)
+			}
+			return Files{}, err
+		}
+		written = append(written, c.path)
+	}
+	return files, nil
+}
+
+// writeExclusive creates path with mode, failing if it exists (O_EXCL closes the
+// race between the existence check and the write).
+func writeExclusive(path string, mode os.FileMode, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	// The umask may have narrowed the mode; Chmod makes it exact (never wider for the key).
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("keys: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("keys: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("keys: close %s: %w", path, err)
+	}
+	return nil
+}
