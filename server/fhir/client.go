@@ -1,0 +1,408 @@
+// Package fhir is a small FHIR R4 client for one launch: it reads the launch's
+// Patient and searches its laboratory Observations page by page.
+package fhir
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for the Client's tunables.
+const (
+	DefaultPageSize       = 100
+	DefaultRequestTimeout = 15 * time.Second
+	DefaultMaxBodyBytes   = 20 << 20
+	// maxPages bounds one search so a server that loops its next links cannot keep us busy.
+	maxPages = 1000
+	// maxErrorBody bounds how much of an error answer is read for its OperationOutcome.
+	maxErrorBody = 64 << 10
+	// codePagingExpired is Epic's OperationOutcome code for an expired paging session.
+	codePagingExpired = "4113"
+)
+
+// Client talks to one issuer's FHIR server on behalf of one launch.
+type Client struct {
+	// HTTP is the caller's shared client (connection pool per issuer); nil means http.DefaultClient.
+	HTTP *http.Client
+	// BaseURL is the issuer's FHIR base (iss), without a trailing slash.
+	BaseURL string
+	// Token is the bearer access token. It is sent only to BaseURL's origin and never logged.
+	Token string
+	// ClientID is sent as the Epic-Client-ID header on every request.
+	ClientID string
+	// PageSize is the _count asked for; 0 means DefaultPageSize.
+	PageSize int
+	// RequestTimeout bounds one HTTP request, body included; 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxBodyBytes bounds one response body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// fhirID is the FHIR id syntax. Ids are checked before use so that a crafted id
+// cannot change the request path (e.g. "../").
+var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// errRedirectRefused is returned when the server redirects to another origin.
+var errRedirectRefused = errors.New("redirect to another origin refused")
+
+// errTrailingData is returned when a body holds more than one JSON value.
+var errTrailingData = errors.New("unexpected data after the JSON document")
+
+func (c *Client) pageSize() int {
+	if c.PageSize > 0 {
+		return c.PageSize
+	}
+	return DefaultPageSize
+}
+
+func (c *Client) requestTimeout() time.Duration {
+	if c.RequestTimeout > 0 {
+		return c.RequestTimeout
+	}
+	return DefaultRequestTimeout
+}
+
+func (c *Client) maxBody() int64 {
+	if c.MaxBodyBytes > 0 {
+		return c.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
+// base returns the parsed BaseURL.
+func (c *Client) base() (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/"))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, newError(KindRequest, 0, errors.New("invalid FHIR base URL"))
+	}
+	return u, nil
+}
+
+// sameOrigin reports whether u has the scheme and host (with port) of base.
+func sameOrigin(base, u *url.URL) bool {
+	return strings.EqualFold(base.Scheme, u.Scheme) && strings.EqualFold(base.Host, u.Host)
+}
+
+// httpClient returns a copy of the caller's client that refuses cross-origin
+// redirects, because following one would send the bearer token to another server.
+// The copy shares the caller's Transport and so its connection pool.
+func (c *Client) httpClient(base *url.URL) *http.Client {
+	hc := http.DefaultClient
+	if c.HTTP != nil {
+		hc = c.HTTP
+	}
+	cp := *hc
+	cp.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !sameOrigin(base, req.URL) {
+			return errRedirectRefused
+		}
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return nil
+	}
+	return &cp
+}
+
+// limitedReader reads at most n bytes and then fails with errBodyTooLarge,
+// so an over-large body is told apart from a truncated one.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		// Probe one byte: a body of exactly the limit is fine.
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			return 0, errBodyTooLarge
+		}
+		return l.r.Read(p)
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// get sends one GET to u and decodes a 2xx JSON body into v. The request
+// timeout covers reading the body. A non-2xx answer gives an *Error carrying
+// the OperationOutcome the server sent, if any (its outcomes in oo).
+func (c *Client) get(ctx context.Context, base, u *url.URL, v any) (oo *wireOperationOutcome, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout())
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, newError(KindRequest, 0, errors.New("could not build the request"))
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.ClientID != "" {
+		req.Header.Set("Epic-Client-ID", c.ClientID)
+	}
+	resp, err := c.httpClient(base).Do(req)
+	if err != nil {
+		return nil, transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		fe := newError(kindForStatus(resp.StatusCode), resp.StatusCode, nil)
+		// The error body is read only for its OperationOutcome codes; a failure here is ignored.
+		var w wireOperationOutcome
+		if json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&w) == nil && w.ResourceType == "OperationOutcome" {
+			oo = &w
+			fe.Codes = outcomeCodes(&w)
+		}
+		return oo, fe
+	}
+
+	if err := decodeBody(resp.Body, c.maxBody(), v); err != nil {
+		fe := decodeError(ctx, err)
+		fe.Status = resp.StatusCode
+		return nil, fe
+	}
+	return nil, nil
+}
+
+// decodeBody streams one JSON document of at most limit bytes from r into v.
+// It reads to the end so that a body cut short (or padded) after a complete
+// document is detected too.
+func decodeBody(r io.Reader, limit int64, v any) error {
+	dec := json.NewDecoder(&limitedReader{r: r, n: limit})
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errTrailingData
+		}
+		return err
+	}
+	return nil
+}
+
+// Patient reads Patient/{id}. A Patient whose id differs from id is refused with KindWrongPatient.
+func (c *Client) Patient(ctx context.Context, id string) (*Patient, error) {
+	if !fhirID.MatchString(id) {
+		return nil, newError(KindRequest, 0, errors.New("invalid patient id"))
+	}
+	base, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	u := base.JoinPath("Patient", id)
+	var w wirePatient
+	if _, err := c.get(ctx, base, u, &w); err != nil {
+		return nil, err
+	}
+	if w.ResourceType != "Patient" {
+		return nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Patient"))
+	}
+	// Showing another patient's data is the worst failure this app can have.
+	if w.ID != id {
+		return nil, newError(KindWrongPatient, http.StatusOK, errors.New("patient id differs from the one asked for"))
+	}
+	return toPatient(&w), nil
+}
+
+// page is one decoded page of an Observation search.
+type page struct {
+	observations []Observation
+	outcomes     []Outcome
+	next         string
+}
+
+// fetchFunc fetches and decodes one search page. It is the unit a retry wrapper wraps.
+type fetchFunc func(ctx context.Context, u *url.URL) (*page, *wireOperationOutcome, error)
+
+// fetchPage fetches and decodes one search page, checking every Observation's subject.
+func (c *Client) fetchPage(base *url.URL, patientID string) fetchFunc {
+	return func(ctx context.Context, u *url.URL) (*page, *wireOperationOutcome, error) {
+		var b wireBundle
+		if oo, err := c.get(ctx, base, u, &b); err != nil {
+			return nil, oo, err
+		}
+		if b.ResourceType != "Bundle" {
+			return nil, nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
+		}
+		return decodePage(&b, patientID)
+	}
+}
+
+// decodePage turns a Bundle into a page.
+func decodePage(b *wireBundle, patientID string) (*page, *wireOperationOutcome, error) {
+	p := &page{}
+	for _, l := range b.Link {
+		if l.Relation == "next" {
+			p.next = l.URL
+		}
+	}
+	p.observations = make([]Observation, 0, len(b.Entry))
+	for i, e := range b.Entry {
+		var head resourceHead
+		if err := json.Unmarshal(e.Resource, &head); err != nil {
+			return nil, nil, newError(KindMalformed, http.StatusOK, fmt.Errorf("entry %d: unreadable resource", i))
+		}
+		switch head.ResourceType {
+		case "Observation":
+			var w wireObservation
+			if err := json.Unmarshal(e.Resource, &w); err != nil {
+				fe := decodeError(context.Background(), err)
+				fe.Status = http.StatusOK
+				return nil, nil, fe
+			}
+			// Every Observation must be about the launch's patient; one that is not
+			// means the server is confused, and nothing from it can be trusted.
+			if !isPatientRef(w.Subject.Reference, patientID) {
+				return nil, nil, newError(KindWrongPatient, http.StatusOK, fmt.Errorf("entry %d: subject is not the launch patient", i))
+			}
+			if w.Status == "entered-in-error" {
+				continue
+			}
+			p.observations = append(p.observations, toObservation(&w))
+		case "OperationOutcome":
+			var w wireOperationOutcome
+			if err := json.Unmarshal(e.Resource, &w); err != nil {
+				fe := decodeError(context.Background(), err)
+				fe.Status = http.StatusOK
+				return nil, nil, fe
+			}
+			p.outcomes = append(p.outcomes, toOutcomes(&w)...)
+		default:
+			// Included resources of other types are not used.
+		}
+	}
+	return p, nil, nil
+}
+
+// isPatientRef reports whether ref points at Patient/{id}, relatively or as a full URL.
+func isPatientRef(ref, id string) bool {
+	want := "Patient/" + id
+	return ref == want || strings.HasSuffix(ref, "/"+want)
+}
+
+// Labs searches the patient's laboratory Observations and follows every next
+// link. It never returns an error value: faults are reported in the result,
+// with whatever arrived before them, except a wrong-patient fault, which
+// discards everything.
+func (c *Client) Labs(ctx context.Context, patientID string) *LabsResult {
+	if !fhirID.MatchString(patientID) {
+		return &LabsResult{Incomplete: true, Err: newError(KindRequest, 0, errors.New("invalid patient id"))}
+	}
+	base, err := c.base()
+	if err != nil {
+		return &LabsResult{Incomplete: true, Err: err}
+	}
+	first := base.JoinPath("Observation")
+	first.RawQuery = url.Values{
+		"patient":  {patientID},
+		"category": {"laboratory"},
+		"_count":   {strconv.Itoa(c.pageSize())},
+	}.Encode()
+	return c.search(ctx, base, first, c.fetchPage(base, patientID))
+}
+
+// search runs the paged search from first, restarting once if the paging session expires.
+func (c *Client) search(ctx context.Context, base, first *url.URL, fetch fetchFunc) *LabsResult {
+	res, restart := c.searchOnce(ctx, base, first, fetch)
+	if restart {
+		// Epic's paging session expired mid-search: start again from page 1 with
+		// an empty list so that no result appears twice.
+		res, _ = c.searchOnce(ctx, base, first, fetch)
+	}
+	res.Outcomes = dedupeOutcomes(res.Outcomes)
+	for _, o := range res.Outcomes {
+		if o.Incomplete {
+			res.Incomplete = true
+		}
+	}
+	if res.Err != nil {
+		res.Incomplete = true
+	}
+	return res
+}
+
+// searchOnce follows the pages from first. restart is true when a next link
+// answered Epic's paging-session-expired code.
+func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fetchFunc) (res *LabsResult, restart bool) {
+	res = &LabsResult{}
+	seen := map[string]bool{}
+	u := first
+	for {
+		if res.Pages >= maxPages || seen[u.String()] {
+			res.Err = newError(KindMalformed, 0, errors.New("paging does not end"))
+			return res, false
+		}
+		seen[u.String()] = true
+
+		p, oo, err := fetch(ctx, u)
+		if err != nil {
+			if KindOf(err) == KindWrongPatient {
+				return &LabsResult{Incomplete: true, Err: err, Pages: res.Pages}, false
+			}
+			var fe *Error
+			if u != first && errors.As(err, &fe) && fe.Status >= 400 && fe.Status < 500 && hasString(fe.Codes, codePagingExpired) {
+				res.Err = err
+				return res, true
+			}
+			if oo != nil {
+				res.Outcomes = append(res.Outcomes, toOutcomes(oo)...)
+			}
+			res.Err = err
+			return res, false
+		}
+		res.Pages++
+		res.Observations = append(res.Observations, p.observations...)
+		res.Outcomes = append(res.Outcomes, p.outcomes...)
+		if p.next == "" {
+			return res, false
+		}
+		next, err := u.Parse(p.next)
+		// The next link is opaque, but it must stay on the issuer's origin:
+		// the bearer token is never sent anywhere else.
+		if err != nil || !sameOrigin(base, next) {
+			res.Err = newError(KindMalformed, 0, errors.New("next link points to another origin"))
+			return res, false
+		}
+		u = next
+	}
+}
+
+// dedupeOutcomes drops repeated outcomes (Epic may repeat one on every page).
+func dedupeOutcomes(in []Outcome) []Outcome {
+	if len(in) == 0 {
+		return nil
+	}
+	seen := map[Outcome]bool{}
+	out := in[:0:0]
+	for _, o := range in {
+		if !seen[o] {
+			seen[o] = true
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func hasString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
