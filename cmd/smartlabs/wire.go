@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/alexedwards/scs/goredisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"smartlabs/server"
+	"smartlabs/server/config"
+	"smartlabs/server/keys"
+	"smartlabs/server/session"
+	"smartlabs/server/smart"
+)
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("serve: --config FILE is required")
+	}
+	cfg, err := config.LoadFile(*path, getenv)
+	if err != nil {
+		return err
+	}
+	app, err := newApp(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Fprintf(stdout, "smartlabs %s listening on %s (public URL %s)\n", version(), ln.Addr(), cfg.PublicURL)
+	return serveUntilDone(ctx, ln, app.handler)
+}
+
+// app is a wired server and what must be closed with it.
+type app struct {
+	handler http.Handler
+	closers []func()
+}
+
+func (a *app) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+// newApp wires the server from a validated config.
+func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
+	a := &app{}
+	logger := zerolog.New(stderr).With().Timestamp().Str("service", "smartlabs").Logger()
+	audit, closeAudit, err := openAudit(cfg.AuditLog, stderr)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, closeAudit)
+
+	ks := map[string]*keys.Key{}
+	var problems []string
+	for i, is := range cfg.Issuers {
+		if is.PrivateKeyFile == "" {
+			continue
+		}
+		k, err := keys.Load(is.PrivateKeyFile)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("issuers[%d].private_key_file: %v", i, err))
+			continue
+		}
+		ks[is.ISS] = k
+	}
+	if len(problems) > 0 {
+		return nil, &config.ValidationError{Problems: problems}
+	}
+
+	var store scs.Store
+	var kv session.KV
+	switch cfg.Session.Store {
+	case "redis":
+		opt, err := redis.ParseURL(cfg.Session.RedisURL.Value())
+		if err != nil {
+			return nil, &config.ValidationError{Problems: []string{"session.redis_url: not a valid Redis URL"}}
+		}
+		rc := redis.NewClient(opt)
+		a.closers = append(a.closers, func() { rc.Close() })
+		store = goredisstore.NewWithPrefix(rc, "smartlabs:scs:")
+		kv = session.NewRedisKV(rc, "smartlabs:kv:")
+	default:
+		ms := memstore.New()
+		mkv := session.NewMemoryKV()
+		a.closers = append(a.closers, ms.StopCleanup, mkv.Close)
+		store, kv = ms, mkv
+	}
+
+	var srv *server.Server
+	sessions := session.NewManager(session.Options{
+		IdleTimeout: cfg.Session.IdleTimeout, Lifetime: cfg.Session.Lifetime,
+		ScsStore: store, KV: kv,
+		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			srv.StoreError(w, r, err)
+		},
+	})
+	hc := newHTTPClient()
+	srv = server.New(server.Deps{
+		Config:     cfg,
+		Logger:     logger,
+		Audit:      server.NewAudit(audit),
+		Sessions:   sessions,
+		SMART:      smart.NewClient(smart.Options{HTTPClient: hc, DiscoveryTTL: cfg.FHIR.DiscoveryTTL}),
+		HTTPClient: hc,
+		Keys:       ks,
+		Version:    version(),
+	})
+	a.handler = srv
+	return a, nil
+}
+
+// newHTTPClient is the one pooled client for every outbound request. No
+// client-wide timeout: each request carries its own deadline.
+func newHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	tr.ForceAttemptHTTP2 = true
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{
+		Transport: tr,
+		// Redirects are not followed: a FHIR or OAuth server that redirects
+		// could otherwise send our bearer token to a host we never checked.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func openAudit(path string, stderr io.Writer) (zerolog.Logger, func(), error) {
+	if path == "" || path == "-" {
+		return zerolog.New(stderr).With().Str("log", "audit").Logger(), func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return zerolog.Logger{}, nil, &config.ValidationError{Problems: []string{"audit_log: " + err.Error()}}
+	}
+	return zerolog.New(f), func() { f.Close() }, nil
+}
+
+// serveUntilDone serves h on ln until ctx ends, then drains in-flight requests.
+func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func runKeys(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "new" {
+		return errors.New("usage: smartlabs keys new --out DIR")
+	}
+	fs := flag.NewFlagSet("keys new", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "directory to write the key files to")
+	bits := fs.Int("bits", 2048, "RSA key size (2048 or more)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("keys new: --out DIR is required")
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return err
+	}
+	files, err := keys.WriteNew(*out, *bits)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %+v\n", files)
+	return nil
+}
+
+// writeNewKey writes a fresh key pair into dir and returns the private key's path.
+func writeNewKey(dir string) (string, error) {
+	f, err := keys.WriteNew(dir, keys.MinBits)
+	if err != nil {
+		return "", err
+	}
+	return f.PrivateKey, nil
+}

@@ -1,0 +1,231 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"smartlabs/components/authpost"
+	"smartlabs/components/errorpage"
+	"smartlabs/server/session"
+	"smartlabs/server/smart"
+)
+
+// maxParam bounds launch parameters; Epic's launch tokens are long but not this long.
+const maxParam = 8 << 10
+
+// cookieCheckParam marks the second request of the cookie check in /launch.
+const cookieCheckParam = "cc"
+
+// handleLaunchHead handles "HEAD /launch": launchpads probe the Launch URL
+// with HEAD, which must never start a launch or consume a launch token.
+func (s *Server) handleLaunchHead(c echo.Context) error {
+	return c.NoContent(http.StatusOK)
+}
+
+// handleLaunch handles "GET /launch": the EHR launch (iss and launch) and the
+// standalone launch (iss only).
+func (s *Server) handleLaunch(c echo.Context) error {
+	r := c.Request()
+	q := r.URL.Query()
+	if len(q["iss"]) > 1 || len(q["launch"]) > 1 {
+		return badRequest("This launch link is malformed", "The link names the EHR or the launch more than once. "+reopenText, nil)
+	}
+	issParam, launchToken := q.Get("iss"), q.Get("launch")
+	if issParam == "" {
+		return badRequest("This link does not say which EHR opened smartlabs",
+			"smartlabs must be opened from an EHR, which adds its address to the link. "+reopenText, nil)
+	}
+	if len(issParam) > maxParam || len(launchToken) > maxParam {
+		return badRequest("This launch link is too long", "The launch link is longer than any EHR sends. "+reopenText, nil)
+	}
+	// The iss is checked against the config before anything else happens, so
+	// an unknown server never receives a request from us.
+	iss := s.cfg.Lookup(issParam)
+	if iss == nil {
+		return badRequest("smartlabs is not set up for this EHR",
+			"The EHR that opened smartlabs is not one this installation is configured to work with. Ask your EHR support team to check the smartlabs registration.", nil)
+	}
+	ctx := r.Context()
+
+	// Check the browser keeps our cookie before spending the single-use launch
+	// token: inside an EHR frame a browser may block it, and then no sign-in can complete.
+	if !session.HasCookie(r) {
+		if q.Get(cookieCheckParam) == "" {
+			s.sessions.EnsureBrowserID(ctx)
+			q.Set(cookieCheckParam, "1")
+			return c.Redirect(http.StatusSeeOther, "/launch?"+q.Encode())
+		}
+		q.Del(cookieCheckParam)
+		return &AppError{
+			Status: http.StatusBadRequest,
+			Title:  "Your browser blocked smartlabs' cookie",
+			Public: "Inside the EHR window this browser does not keep the cookie smartlabs needs to sign you in safely. Open smartlabs in its own window instead.",
+			Actions: []errorpage.Action{{
+				Label: "Open smartlabs in a new window", Href: "/launch?" + q.Encode(), NewWindow: true,
+			}},
+		}
+	}
+	browser := s.sessions.EnsureBrowserID(ctx)
+
+	d, err := s.smart.Discover(ctx, *iss)
+	if err != nil {
+		return err
+	}
+	if launchToken != "" {
+		fresh, err := s.sessions.MarkLaunchTokenUsed(ctx, iss.ISS, launchToken)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			return badRequest("This launch has already been used",
+				"Each time smartlabs is opened, the EHR gives it a one-time launch. This one was used already, for example by reloading the page. "+reopenText, nil)
+		}
+	}
+	ar, err := smart.NewAuthRequest(d, *iss, s.cfg.RedirectURI(), launchToken)
+	if err != nil {
+		return err
+	}
+	p := &session.Pending{
+		LaunchID:     session.RandomID(),
+		Browser:      browser,
+		ISS:          iss.ISS,
+		EHRLaunch:    launchToken != "",
+		CodeVerifier: ar.CodeVerifier,
+		Nonce:        ar.Nonce,
+		Created:      s.now(),
+	}
+	if err := s.sessions.SavePending(ctx, ar.State, p); err != nil {
+		return err
+	}
+	if ar.Method == http.MethodPost {
+		return render(c, http.StatusOK, authpost.Page(s.layoutProps("Signing in"), authpost.Props{Action: ar.URL, Fields: formFields(ar.Form)}))
+	}
+	return c.Redirect(http.StatusFound, ar.URL)
+}
+
+func formFields(v url.Values) []authpost.Field {
+	out := make([]authpost.Field, 0, len(v))
+	for k, vs := range v {
+		for _, x := range vs {
+			out = append(out, authpost.Field{Name: k, Value: x})
+		}
+	}
+	return out
+}
+
+// handleCallback handles "GET /callback": the OAuth redirect_uri.
+func (s *Server) handleCallback(c echo.Context) error {
+	r := c.Request()
+	q := r.URL.Query()
+	ctx := r.Context()
+	state := q.Get("state")
+	if state == "" || len(state) > 512 || len(q["state"]) > 1 {
+		return badRequest("This sign-in answer is incomplete",
+			"The answer from the EHR's sign-in service is missing its check value. "+reopenText, nil)
+	}
+	// The pending request is consumed before anything else, so a state works exactly once.
+	p, ok, err := s.sessions.TakePending(ctx, state)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return badRequest("This sign-in has expired or was already used",
+			"smartlabs did not start this sign-in, it took longer than 10 minutes, or the page was reloaded. "+reopenText, nil)
+	}
+	// The state must come back to the browser that started the launch (login CSRF defence).
+	if !session.ConstantTimeEqual(s.sessions.BrowserID(ctx), p.Browser) {
+		if !session.HasCookie(r) {
+			return &AppError{
+				Status: http.StatusBadRequest,
+				Title:  "Your browser did not return smartlabs' cookie",
+				Public: "The sign-in finished, but this browser did not send back the cookie that ties it to you, so smartlabs cannot continue safely. Open smartlabs in its own window and try again.",
+				Actions: []errorpage.Action{{
+					Label: "Open smartlabs in a new window", Href: "/launch?iss=" + url.QueryEscape(p.ISS), NewWindow: true,
+				}},
+			}
+		}
+		return badRequest("This sign-in belongs to another browser session",
+			"The sign-in answer does not match this browser's session, so it was refused. "+reopenText, nil)
+	}
+	iss := s.cfg.Lookup(p.ISS)
+	if iss == nil {
+		return badRequest("smartlabs is not set up for this EHR", "This EHR is no longer configured. "+reopenText, nil)
+	}
+	if e := q.Get("error"); e != "" {
+		return authorizationError(e)
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > maxParam {
+		return badRequest("This sign-in answer is incomplete", "The EHR's sign-in answer carries no authorization code. "+reopenText, nil)
+	}
+	d, err := s.smart.Discover(ctx, *iss)
+	if err != nil {
+		return err
+	}
+	// Mix-up defence (RFC 9207): the answer must come from the server we sent the user to.
+	if err := smart.CheckResponseIssuer(d, q.Get("iss")); err != nil {
+		return err
+	}
+	tok, err := s.smart.Exchange(ctx, d, *iss, s.keys[iss.ISS], s.cfg.RedirectURI(), code, p.CodeVerifier, p.Nonce)
+	if err != nil {
+		return err
+	}
+	if tok.Patient == "" {
+		return &AppError{Status: http.StatusBadGateway, Title: "No patient was selected",
+			Public: "The EHR did not say which patient smartlabs was opened for, so nothing can be shown. " + reopenText,
+			Err:    errors.New("token response without patient")}
+	}
+	if err := s.sessions.Login(ctx); err != nil {
+		return err
+	}
+	l := &session.Launch{
+		ID: p.LaunchID, Browser: p.Browser, ISS: iss.ISS, EHRLaunch: p.EHRLaunch,
+		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: tok.IDToken,
+		Scope: tok.Scope, Expiry: tok.Expiry, Patient: tok.Patient, Encounter: tok.Encounter,
+		NeedPatientBanner: tok.NeedPatientBanner, SmartStyleURL: tok.SmartStyleURL,
+		FHIRContext: tok.FHIRContext, FHIRUser: tok.FHIRUser, Created: s.now(),
+	}
+	if err := s.sessions.SaveLaunch(ctx, l); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, labsPath(l.ID))
+}
+
+// authorizationError explains an error answer from the authorization server.
+// Its error_description is not shown: it is free text from another system.
+func authorizationError(code string) *AppError {
+	switch code {
+	case "access_denied":
+		return &AppError{Status: http.StatusForbidden, Title: "Access was not granted",
+			Public: "The EHR did not give smartlabs access to this patient's results. If that is unexpected, " + lowerFirst(reopenText)}
+	case "invalid_scope", "unauthorized_client":
+		return &AppError{Status: http.StatusForbidden, Title: "smartlabs is not allowed to do this",
+			Public: "The EHR refused the access smartlabs asked for (" + code + "). Ask your EHR support team to check the smartlabs registration."}
+	}
+	safe := "other"
+	if len(code) <= 40 && isToken(code) {
+		safe = code
+	}
+	return badRequest("The EHR refused the sign-in", "The EHR's sign-in service answered with an error ("+safe+"). "+reopenText, nil)
+}
+
+func isToken(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]|0x20) + s[1:]
+}
+
+func labsPath(id string) string { return "/l/" + id }
