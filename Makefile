@@ -1,0 +1,53 @@
+# smartlabs — one Makefile; CI runs `make test`, the same command README names.
+SHELL := /bin/bash
+GO ?= go
+export SMARTLABS_REQUIRE_BROWSER ?= 1
+FUZZTIME ?= 15s
+
+.DEFAULT_GOAL := help
+
+include mk/assets.mk
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install what the tests need on a fresh Debian machine (chromium, redis-server, npm packages).
+	@need=""; command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	if [ -n "$$need" ]; then \
+		echo "installing:$$need"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
+	fi
+	@[ -d node_modules ] || npm ci --no-audit --no-fund
+
+.PHONY: build
+build: ## Build bin/smartlabs.
+	$(GO) build -o bin/smartlabs ./cmd/smartlabs
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: test
+test: deps check-generated lint ## Every test on a fresh machine: generated files, lint, unit + race + browser tests, short fuzz.
+	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+.PHONY: fuzz
+fuzz: ## Short fuzz of the parsers that take outside input (FUZZTIME=15s each).
+	$(GO) test ./server/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server/fhir -run '^$$' -fuzz '^FuzzDecodeBundle$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz '^FuzzLaunchParams$$' -fuzztime $(FUZZTIME)
+
+.PHONY: fuzz-long
+fuzz-long: ## Long fuzzing (10 minutes per target).
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10m
+
+.PHONY: demo
+demo: ## Run the app with its EHR simulator.
+	$(GO) run ./cmd/smartlabs demo
