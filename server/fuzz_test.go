@@ -17,7 +17,7 @@ func FuzzLaunchParams(f *testing.F) {
 	f.Add("/l/AAAAAAAAAAAAAAAAAAAAAA", "", "", "", "")
 	h := newHarness(f, harnessOptions{})
 	f.Fuzz(func(t *testing.T, path, iss, launch, state, code string) {
-		u, err := url.Parse(h.appURL)
+		u, err := url.Parse(h.AppURL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,13 +35,13 @@ func FuzzLaunchParams(f *testing.F) {
 		req := httptest.NewRequest(http.MethodGet, u.String(), nil)
 		req.AddCookie(&http.Cookie{Name: "__Host-smartlabs", Value: "fuzz"})
 		rec := httptest.NewRecorder()
-		h.handler.ServeHTTP(rec, req)
+		h.Handler.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("%s: status %d", u, rec.Code)
 		}
-		if h.cfg.Lookup(iss) == nil && len(h.sim.Requests()) != 0 {
+		if h.Cfg.Lookup(iss) == nil && len(h.Sim.Requests()) != 0 {
 			t.Fatalf("%s: unknown iss caused simulator requests", u)
 		}
-		h.sim.ResetRequests()
+		h.Sim.ResetRequests()
 	})
 }

@@ -13,19 +13,17 @@ import (
 	"smartlabs/server/ehrsim"
 )
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 var labsPathRe = regexp.MustCompile(`^/l/[A-Za-z0-9_-]{22}$`)
 
 // mustLaunch runs a full EHR launch for the patient and returns the labs document.
-func (h *harness) mustLaunch(b *browser, p ehrsim.PatientInfo) (*http.Response, *goquery.Document) {
-	h.t.Helper()
-	resp, doc, body := b.get(h.launchURL(p.ID))
+func mustLaunch(t testing.TB, h *harness, b *browser, p ehrsim.PatientInfo) (*http.Response, *goquery.Document) {
+	t.Helper()
+	resp, doc, body := b.get(h.LaunchURL(p.ID))
 	if resp.StatusCode != http.StatusOK {
-		h.t.Fatalf("launch ended with %d at %s: %s", resp.StatusCode, resp.Request.URL, text(doc, "error-message"))
+		t.Fatalf("launch ended with %d at %s: %s", resp.StatusCode, resp.Request.URL, text(doc, "error-message"))
 	}
 	if !labsPathRe.MatchString(resp.Request.URL.Path) {
-		h.t.Fatalf("launch ended at %s, want /l/{launch id}", resp.Request.URL.Path)
+		t.Fatalf("launch ended at %s, want /l/{launch id}", resp.Request.URL.Path)
 	}
 	_ = body
 	return resp, doc
@@ -40,10 +38,10 @@ func TestEHRLaunchShowsEveryLab(t *testing.T) {
 		jwt  bool
 	}{{"client_secret_basic", false}, {"private_key_jwt", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, harnessOptions{jwt: tc.jwt})
-			p := h.patient("Lin")
+			h := newHarness(t, harnessOptions{JWT: tc.jwt})
+			p := h.Patient("Lin")
 			b := newBrowser(t)
-			_, doc := h.mustLaunch(b, p)
+			_, doc := mustLaunch(t, h, b, p)
 
 			if got := text(doc, "banner-name"); got != p.Name {
 				t.Errorf("banner name = %q, want %q", got, p.Name)
@@ -52,24 +50,24 @@ func TestEHRLaunchShowsEveryLab(t *testing.T) {
 			if want := p.ResultCount - p.EnteredInError; rows != want {
 				t.Errorf("rows = %d, want %d (every page, entered-in-error left out)", rows, want)
 			}
-			if pages := h.countSimRequests("/fhir/R4/Observation"); pages < 2 {
+			if pages := h.CountSimRequests("/fhir/R4/Observation"); pages < 2 {
 				t.Errorf("observation requests = %d, want several pages", pages)
 			}
-			for _, r := range h.sim.Requests() {
+			for _, r := range h.Sim.Requests() {
 				if strings.HasPrefix(r.Path, "/fhir/R4/") && r.EpicClientID != clientID {
 					t.Errorf("%s sent Epic-Client-ID %q", r.Path, r.EpicClientID)
 				}
 			}
 			// One audit event for the view, naming who saw which patient.
 			var ev map[string]any
-			lines := strings.Split(strings.TrimSpace(h.audit.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(h.Audit.String()), "\n")
 			if len(lines) != 1 {
-				t.Fatalf("audit lines = %d, want 1: %s", len(lines), h.audit.String())
+				t.Fatalf("audit lines = %d, want 1: %s", len(lines), h.Audit.String())
 			}
 			if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil {
 				t.Fatal(err)
 			}
-			if ev["patient"] != p.ID || ev["issuer"] != h.sim.ISS() || ev["outcome"] != "complete" || !strings.Contains(ev["who"].(string), "Practitioner/") {
+			if ev["patient"] != p.ID || ev["issuer"] != h.Sim.ISS() || ev["outcome"] != "complete" || !strings.Contains(ev["who"].(string), "Practitioner/") {
 				t.Errorf("audit event = %v", ev)
 			}
 		})
@@ -79,14 +77,14 @@ func TestEHRLaunchShowsEveryLab(t *testing.T) {
 func TestStandaloneLaunch(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	b := newBrowser(t)
-	resp, doc, _ := b.get(h.appURL + "/launch?iss=" + url.QueryEscape(h.sim.ISS()))
+	resp, doc, _ := b.get(h.AppURL + "/launch?iss=" + url.QueryEscape(h.Sim.ISS()))
 	if resp.StatusCode != http.StatusOK || !labsPathRe.MatchString(resp.Request.URL.Path) {
 		t.Fatalf("standalone launch: %d at %s: %s", resp.StatusCode, resp.Request.URL, text(doc, "error-message"))
 	}
 	if doc.Find(`[data-testid="result-row"]`).Length() == 0 {
 		t.Error("standalone launch shows no results")
 	}
-	recs := h.launchRecords()
+	recs := h.LaunchRecords()
 	if len(recs) != 1 || recs[0]["ehr_launch"] != false {
 		t.Errorf("launch records = %v", recs)
 	}
@@ -96,9 +94,9 @@ func TestStandaloneLaunch(t *testing.T) {
 func TestTwoLaunchesNeverMix(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	b := newBrowser(t)
-	pa, pb := h.patient("Lin"), h.patient("Okafor")
-	respA, _ := h.mustLaunch(b, pa)
-	respB, docB := h.mustLaunch(b, pb)
+	pa, pb := h.Patient("Lin"), h.Patient("Okafor")
+	respA, _ := mustLaunch(t, h, b, pa)
+	respB, docB := mustLaunch(t, h, b, pb)
 	if got := text(docB, "banner-name"); got != pb.Name {
 		t.Fatalf("B shows %q", got)
 	}
@@ -122,7 +120,7 @@ func TestTwoLaunchesNeverMix(t *testing.T) {
 // nothing reaches the EHR for an iss that is not configured.
 func TestLaunchErrors(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	iss := url.QueryEscape(h.sim.ISS())
+	iss := url.QueryEscape(h.Sim.ISS())
 	tests := []struct {
 		name       string
 		query      string
@@ -130,8 +128,8 @@ func TestLaunchErrors(t *testing.T) {
 		wantTitle  string
 	}{
 		{"unknown iss", "iss=" + url.QueryEscape("https://evil.example/fhir/R4") + "&launch=x", 400, "not set up for this EHR"},
-		{"iss on another port", "iss=" + url.QueryEscape(strings.Replace(h.sim.ISS(), "127.0.0.1:", "127.0.0.1:1", 1)) + "&launch=x", 400, "not set up for this EHR"},
-		{"iss with other path case", "iss=" + url.QueryEscape(strings.Replace(h.sim.ISS(), "R4", "r4", 1)), 400, "not set up for this EHR"},
+		{"iss on another port", "iss=" + url.QueryEscape(strings.Replace(h.Sim.ISS(), "127.0.0.1:", "127.0.0.1:1", 1)) + "&launch=x", 400, "not set up for this EHR"},
+		{"iss with other path case", "iss=" + url.QueryEscape(strings.Replace(h.Sim.ISS(), "R4", "r4", 1)), 400, "not set up for this EHR"},
 		{"missing iss", "launch=x", 400, "does not say which EHR"},
 		{"two iss", "iss=" + iss + "&iss=" + iss, 400, "malformed"},
 		{"huge launch", "iss=" + iss + "&launch=" + strings.Repeat("a", 9000), 400, "too long"},
@@ -142,16 +140,16 @@ func TestLaunchErrors(t *testing.T) {
 			if tt.wantStatus == 0 {
 				return
 			}
-			h.sim.ResetRequests()
+			h.Sim.ResetRequests()
 			b := newBrowser(t)
-			resp, doc, _ := b.get(h.appURL + "/launch?" + tt.query)
+			resp, doc, _ := b.get(h.AppURL + "/launch?" + tt.query)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
 			}
 			if got := text(doc, "error-title"); !strings.Contains(got, tt.wantTitle) {
 				t.Errorf("title = %q, want it to contain %q", got, tt.wantTitle)
 			}
-			if n := len(h.sim.Requests()); n != 0 {
+			if n := len(h.Sim.Requests()); n != 0 {
 				t.Errorf("simulator received %d requests, want 0", n)
 			}
 		})
@@ -160,7 +158,7 @@ func TestLaunchErrors(t *testing.T) {
 
 func TestHeadLaunchStartsNothing(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	u := h.launchURL(h.patient("Lin").ID)
+	u := h.LaunchURL(h.Patient("Lin").ID)
 	resp, err := http.Head(u)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +169,7 @@ func TestHeadLaunchStartsNothing(t *testing.T) {
 	if resp.Header.Get("Set-Cookie") != "" {
 		t.Error("HEAD set a cookie")
 	}
-	if n := len(h.sim.Requests()); n != 0 {
+	if n := len(h.Sim.Requests()); n != 0 {
 		t.Errorf("HEAD caused %d simulator requests", n)
 	}
 	// The launch token is still unused.
@@ -185,17 +183,17 @@ func TestHeadLaunchStartsNothing(t *testing.T) {
 // before the token reaches the EHR a second time.
 func TestReloadNeverReusesLaunchToken(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	u := h.launchURL(h.patient("Lin").ID)
+	u := h.LaunchURL(h.Patient("Lin").ID)
 	b := newBrowser(t)
 	if r, _, _ := b.get(u); r.StatusCode != http.StatusOK {
 		t.Fatalf("first launch: %d", r.StatusCode)
 	}
-	before := h.countSimRequests("/oauth2/authorize")
+	before := h.CountSimRequests("/oauth2/authorize")
 	resp, doc, _ := b.get(u)
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(text(doc, "error-title"), "already been used") {
 		t.Fatalf("reload: %d %q", resp.StatusCode, text(doc, "error-title"))
 	}
-	if after := h.countSimRequests("/oauth2/authorize"); after != before {
+	if after := h.CountSimRequests("/oauth2/authorize"); after != before {
 		t.Errorf("reload sent the launch token to the EHR again")
 	}
 }
@@ -204,7 +202,7 @@ func TestReloadNeverReusesLaunchToken(t *testing.T) {
 // before the launch token is spent.
 func TestCookieBlocked(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	u := h.launchURL(h.patient("Lin").ID)
+	u := h.LaunchURL(h.Patient("Lin").ID)
 	b := newCookielessBrowser(t)
 	resp, doc, _ := b.get(u)
 	if resp.StatusCode != http.StatusBadRequest {
@@ -218,112 +216,112 @@ func TestCookieBlocked(t *testing.T) {
 	if target, _ := a.Attr("target"); target != "_blank" || !strings.HasPrefix(href, "/launch?") || strings.Contains(href, "cc=") {
 		t.Errorf("action = %q target %q", href, target)
 	}
-	if n := h.countSimRequests("/oauth2/authorize"); n != 0 {
+	if n := h.CountSimRequests("/oauth2/authorize"); n != 0 {
 		t.Errorf("launch token spent: %d authorize requests", n)
 	}
 	// Following the offered link in a normal (top-level) window works.
 	nb := newBrowser(t)
-	if r, _, _ := nb.get(h.appURL + href); r.StatusCode != http.StatusOK {
+	if r, _, _ := nb.get(h.AppURL + href); r.StatusCode != http.StatusOK {
 		t.Errorf("new window launch: %d", r.StatusCode)
 	}
 }
 
 // callbackURL runs a launch up to the redirect back to /callback and returns it.
-func (h *harness) callbackURL(b *browser, p ehrsim.PatientInfo) *url.URL {
-	h.t.Helper()
+func callbackURL(t testing.TB, h *harness, b *browser, p ehrsim.PatientInfo) *url.URL {
+	t.Helper()
 	nr := b.noRedirect()
-	u := h.launchURL(p.ID)
+	u := h.LaunchURL(p.ID)
 	for i := 0; i < 6; i++ {
 		resp, _, _ := nr.get(u)
 		loc, err := resp.Location()
 		if err != nil {
-			h.t.Fatalf("no redirect from %s (%d)", u, resp.StatusCode)
+			t.Fatalf("no redirect from %s (%d)", u, resp.StatusCode)
 		}
 		if loc.Path == "/callback" {
 			return loc
 		}
 		u = loc.String()
 	}
-	h.t.Fatal("never reached /callback")
+	t.Fatal("never reached /callback")
 	return nil
 }
 
 func TestCallbackErrors(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	p := h.patient("Lin")
+	p := h.Patient("Lin")
 
 	t.Run("missing state", func(t *testing.T) {
 		b := newBrowser(t)
-		cb := h.callbackURL(b, p)
+		cb := callbackURL(t, h, b, p)
 		q := cb.Query()
 		q.Del("state")
-		resp, doc, _ := b.get(h.appURL + "/callback?" + q.Encode())
+		resp, doc, _ := b.get(h.AppURL + "/callback?" + q.Encode())
 		assertPage(t, resp, doc, 400, "incomplete")
 	})
 	t.Run("wrong state", func(t *testing.T) {
 		b := newBrowser(t)
-		cb := h.callbackURL(b, p)
+		cb := callbackURL(t, h, b, p)
 		q := cb.Query()
 		q.Set("state", q.Get("state")+"x")
-		resp, doc, _ := b.get(h.appURL + "/callback?" + q.Encode())
+		resp, doc, _ := b.get(h.AppURL + "/callback?" + q.Encode())
 		assertPage(t, resp, doc, 400, "expired or was already used")
 	})
 	t.Run("replayed state", func(t *testing.T) {
 		b := newBrowser(t)
-		cb := h.callbackURL(b, p)
-		if r, _, _ := b.get(h.appURL + "/callback?" + cb.RawQuery); r.StatusCode != 200 {
+		cb := callbackURL(t, h, b, p)
+		if r, _, _ := b.get(h.AppURL + "/callback?" + cb.RawQuery); r.StatusCode != 200 {
 			t.Fatalf("first callback: %d", r.StatusCode)
 		}
-		tokenRequests := h.countSimRequests("/oauth2/token")
-		resp, doc, _ := b.get(h.appURL + "/callback?" + cb.RawQuery)
+		tokenRequests := h.CountSimRequests("/oauth2/token")
+		resp, doc, _ := b.get(h.AppURL + "/callback?" + cb.RawQuery)
 		assertPage(t, resp, doc, 400, "expired or was already used")
-		if h.countSimRequests("/oauth2/token") != tokenRequests {
+		if h.CountSimRequests("/oauth2/token") != tokenRequests {
 			t.Error("replayed state reached the token endpoint")
 		}
 	})
 	t.Run("replayed code", func(t *testing.T) {
 		b := newBrowser(t)
-		first := h.callbackURL(b, p)
-		if r, _, _ := b.get(h.appURL + "/callback?" + first.RawQuery); r.StatusCode != 200 {
+		first := callbackURL(t, h, b, p)
+		if r, _, _ := b.get(h.AppURL + "/callback?" + first.RawQuery); r.StatusCode != 200 {
 			t.Fatalf("first callback: %d", r.StatusCode)
 		}
-		second := h.callbackURL(b, p)
+		second := callbackURL(t, h, b, p)
 		q := second.Query()
 		q.Set("code", first.Query().Get("code"))
-		resp, doc, _ := b.get(h.appURL + "/callback?" + q.Encode())
+		resp, doc, _ := b.get(h.AppURL + "/callback?" + q.Encode())
 		assertPage(t, resp, doc, 400, "could not be completed")
 	})
 	t.Run("state from another browser", func(t *testing.T) {
 		b := newBrowser(t)
-		cb := h.callbackURL(b, p)
+		cb := callbackURL(t, h, b, p)
 		other := newBrowser(t)
-		h.mustLaunch(other, p) // the other browser has a session of its own
-		resp, doc, _ := other.get(h.appURL + "/callback?" + cb.RawQuery)
+		mustLaunch(t, h, other, p) // the other browser has a session of its own
+		resp, doc, _ := other.get(h.AppURL + "/callback?" + cb.RawQuery)
 		assertPage(t, resp, doc, 400, "another browser")
 	})
 	t.Run("cookie never came back", func(t *testing.T) {
 		b := newBrowser(t)
-		cb := h.callbackURL(b, p)
-		resp, doc, _ := newCookielessBrowser(t).get(h.appURL + "/callback?" + cb.RawQuery)
+		cb := callbackURL(t, h, b, p)
+		resp, doc, _ := newCookielessBrowser(t).get(h.AppURL + "/callback?" + cb.RawQuery)
 		assertPage(t, resp, doc, 400, "did not return smartlabs' cookie")
 		if doc.Find(`[data-testid="error-action"][target="_blank"]`).Length() != 1 {
 			t.Error("no new-window action offered")
 		}
 	})
 	t.Run("access denied", func(t *testing.T) {
-		h.sim.SetSwitches(ehrsim.Switches{DenyAuthorization: true})
-		defer h.sim.SetSwitches(ehrsim.Switches{})
+		h.Sim.SetSwitches(ehrsim.Switches{DenyAuthorization: true})
+		defer h.Sim.SetSwitches(ehrsim.Switches{})
 		b := newBrowser(t)
-		resp, doc, _ := b.get(h.launchURL(p.ID))
+		resp, doc, _ := b.get(h.LaunchURL(p.ID))
 		assertPage(t, resp, doc, 403, "Access was not granted")
 	})
 	t.Run("no patient in token", func(t *testing.T) {
-		h.sim.SetSwitches(ehrsim.Switches{NoPatientInToken: true})
-		defer h.sim.SetSwitches(ehrsim.Switches{})
+		h.Sim.SetSwitches(ehrsim.Switches{NoPatientInToken: true})
+		defer h.Sim.SetSwitches(ehrsim.Switches{})
 		b := newBrowser(t)
-		resp, doc, _ := b.get(h.launchURL(p.ID))
+		resp, doc, _ := b.get(h.LaunchURL(p.ID))
 		assertPage(t, resp, doc, 502, "No patient")
-		if n := len(h.launchRecords()); n == 0 {
+		if n := len(h.LaunchRecords()); n == 0 {
 			return
 		}
 	})
@@ -332,28 +330,28 @@ func TestCallbackErrors(t *testing.T) {
 // TestResponseIssuer: with RFC 9207 on, a matching iss passes and a forged one
 // is refused before any token request.
 func TestResponseIssuer(t *testing.T) {
-	h := newHarness(t, harnessOptions{switches: ehrsim.Switches{ResponseISS: true}})
-	p := h.patient("Lin")
+	h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{ResponseISS: true}})
+	p := h.Patient("Lin")
 	b := newBrowser(t)
-	h.mustLaunch(b, p)
+	mustLaunch(t, h, b, p)
 
-	cb := h.callbackURL(b, p)
+	cb := callbackURL(t, h, b, p)
 	q := cb.Query()
 	if q.Get("iss") == "" {
 		t.Fatal("simulator sent no iss")
 	}
 	q.Set("iss", "https://evil.example/oauth2")
-	before := h.countSimRequests("/oauth2/token")
-	resp, doc, _ := b.get(h.appURL + "/callback?" + q.Encode())
+	before := h.CountSimRequests("/oauth2/token")
+	resp, doc, _ := b.get(h.AppURL + "/callback?" + q.Encode())
 	assertPage(t, resp, doc, 400, "wrong server")
-	if h.countSimRequests("/oauth2/token") != before {
+	if h.CountSimRequests("/oauth2/token") != before {
 		t.Error("mix-up: the code was sent to the token endpoint")
 	}
 	q.Del("iss")
-	cb2 := h.callbackURL(b, p)
+	cb2 := callbackURL(t, h, b, p)
 	q2 := cb2.Query()
 	q2.Del("iss")
-	resp, doc, _ = b.get(h.appURL + "/callback?" + q2.Encode())
+	resp, doc, _ = b.get(h.AppURL + "/callback?" + q2.Encode())
 	assertPage(t, resp, doc, 400, "wrong server")
 }
 

@@ -10,43 +10,23 @@ import (
 
 	"smartlabs/server/config"
 	"smartlabs/server/ehrsim"
+	"smartlabs/server/servertest"
 )
-
-// secretsOf returns every token and code-like secret the server holds for its launches.
-func (h *harness) secretsOf(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	for _, rec := range h.launchRecords() {
-		for _, k := range []string{"access_token", "refresh_token", "id_token"} {
-			if s, _ := rec[k].(string); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no tokens stored: the launch did not complete")
-	}
-	return out
-}
 
 // TestTokensNeverReachTheBrowser scans every response, header, cookie and URL the
 // browser saw during a full launch and a refresh for any token the server holds.
 func TestTokensNeverReachTheBrowser(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	b := newBrowser(t)
-	resp, _ := h.mustLaunch(b, h.patient("Lin"))
+	resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 	b.headers.Set("HX-Request", "true")
 	b.get(resp.Request.URL.String() + "/labs")
 	b.headers.Del("HX-Request")
 
-	secrets := h.secretsOf(t)
+	secrets := h.Secrets()
 	for _, ex := range b.exchanges() {
 		for _, s := range secrets {
-			// Long tokens are checked whole and by a distinctive 24-char slice.
-			probe := s
-			if len(s) > 40 {
-				probe = s[len(s)/2 : len(s)/2+24]
-			}
+			probe := servertest.Probe(s)
 			if strings.Contains(ex.URL, probe) {
 				t.Errorf("token in URL %s", ex.URL)
 			}
@@ -65,20 +45,20 @@ func TestTokensNeverReachTheBrowser(t *testing.T) {
 // TestLogsHoldNoTokensOrPHI scans the application log of a full launch.
 func TestLogsHoldNoTokensOrPHI(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	p := h.patient("Lin")
+	p := h.Patient("Lin")
 	b := newBrowser(t)
-	launch := h.launchURL(p.ID)
+	launch := h.LaunchURL(p.ID)
 	resp, doc, _ := b.get(launch)
 	if resp.StatusCode != 200 {
 		t.Fatalf("launch: %d", resp.StatusCode)
 	}
 	// An error path too: a replayed launch.
 	b.get(launch)
-	logs := h.logs.String()
+	logs := h.Logs.String()
 	if !strings.Contains(logs, `"route":"/l/:launch"`) {
 		t.Fatalf("log has no route pattern for the labs view: %s", logs)
 	}
-	forbidden := append(h.secretsOf(t), p.ID, p.Name, p.Family, p.BirthDate, "launch=", "code=", "state=",
+	forbidden := append(h.Secrets(), p.ID, p.Name, p.Family, p.BirthDate, "launch=", "code=", "state=",
 		resp.Request.URL.Path, text(doc, "banner-mrn"))
 	u, _ := resp.Request.URL.Parse(launch)
 	forbidden = append(forbidden, u.Query().Get("launch"))
@@ -92,13 +72,13 @@ func TestLogsHoldNoTokensOrPHI(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	b := newBrowser(t)
-	resp, _ := h.mustLaunch(b, h.patient("Lin"))
+	resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 	for _, ex := range b.exchanges() {
-		if !strings.HasPrefix(ex.URL, h.appURL) {
+		if !strings.HasPrefix(ex.URL, h.AppURL) {
 			continue
 		}
 		csp := ex.Header.Get("Content-Security-Policy")
-		for _, want := range []string{"default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors " + h.simURL} {
+		for _, want := range []string{"default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors " + h.SimURL} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("%s: CSP %q lacks %q", ex.URL, csp, want)
 			}
@@ -125,9 +105,9 @@ func TestSecurityHeaders(t *testing.T) {
 func TestHTMLInjection(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	var found bool
-	for _, p := range h.sim.Patients() {
+	for _, p := range h.Sim.Patients() {
 		b := newBrowser(t)
-		_, doc, body := b.get(h.launchURL(p.ID))
+		_, doc, body := b.get(h.LaunchURL(p.ID))
 		if strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 			found = true
 		}
@@ -148,7 +128,7 @@ func TestHTMLInjection(t *testing.T) {
 func TestHTMXFragment(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	b := newBrowser(t)
-	resp, _ := h.mustLaunch(b, h.patient("Lin"))
+	resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 	b.headers.Set("HX-Request", "true")
 	r, doc, body := b.get(resp.Request.URL.String() + "/labs")
 	if r.StatusCode != 200 {
@@ -161,7 +141,7 @@ func TestHTMXFragment(t *testing.T) {
 		t.Errorf("Vary = %q", r.Header.Get("Vary"))
 	}
 	// An unknown launch in a fragment gets an error fragment, not a page.
-	r, _, body = b.get(h.appURL + "/l/AAAAAAAAAAAAAAAAAAAAAA/labs")
+	r, _, body = b.get(h.AppURL + "/l/AAAAAAAAAAAAAAAAAAAAAA/labs")
 	if r.StatusCode != http.StatusNotFound || strings.Contains(body, "<html") || !strings.Contains(body, `data-testid="error-title"`) {
 		t.Errorf("unknown launch fragment: %d %q", r.StatusCode, body[:min(len(body), 200)])
 	}
@@ -170,50 +150,50 @@ func TestHTMXFragment(t *testing.T) {
 // TestUpstreamFaults: what the EHR does wrong is told plainly, never as a bare 5xx page of ours.
 func TestUpstreamFaults(t *testing.T) {
 	t.Run("failed page keeps what arrived", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{switches: ehrsim.Switches{FailPage: 2}})
+		h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{FailPage: 2}})
 		b := newBrowser(t)
-		_, doc := h.mustLaunch(b, h.patient("Lin"))
+		_, doc := mustLaunch(t, h, b, h.Patient("Lin"))
 		if doc.Find(`[data-testid="incomplete"]`).Length() != 1 {
 			t.Error("no incomplete banner")
 		}
 		rows := doc.Find(`[data-testid="result-row"]`).Length()
-		if rows == 0 || rows > h.cfg.FHIR.PageSize {
-			t.Errorf("rows = %d, want page 1 only (1..%d)", rows, h.cfg.FHIR.PageSize)
+		if rows == 0 || rows > h.Cfg.FHIR.PageSize {
+			t.Errorf("rows = %d, want page 1 only (1..%d)", rows, h.Cfg.FHIR.PageSize)
 		}
-		if !strings.Contains(h.audit.String(), `"outcome":"incomplete"`) {
+		if !strings.Contains(h.Audit.String(), `"outcome":"incomplete"`) {
 			t.Error("audit does not say incomplete")
 		}
 	})
 	t.Run("wrong subject withholds everything", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{switches: ehrsim.Switches{WrongSubject: true}})
+		h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{WrongSubject: true}})
 		b := newBrowser(t)
-		resp, doc, _ := b.get(h.launchURL(h.patient("Lin").ID))
+		resp, doc, _ := b.get(h.LaunchURL(h.Patient("Lin").ID))
 		assertPage(t, resp, doc, http.StatusBadGateway, "withheld")
 		if doc.Find(`[data-testid="result-row"]`).Length() != 0 {
 			t.Error("rows shown despite a wrong-patient result")
 		}
 	})
 	t.Run("paging session expired restarts", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{switches: ehrsim.Switches{PagingExpired: true}})
-		p := h.patient("Lin")
+		h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{PagingExpired: true}})
+		p := h.Patient("Lin")
 		b := newBrowser(t)
-		_, doc := h.mustLaunch(b, p)
+		_, doc := mustLaunch(t, h, b, p)
 		if got, want := doc.Find(`[data-testid="result-row"]`).Length(), p.ResultCount-p.EnteredInError; got != want {
 			t.Errorf("rows = %d, want %d", got, want)
 		}
 	})
 	t.Run("EHR unreachable", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{mutate: func(c *config.Config) {
+		h := newHarness(t, harnessOptions{Mutate: func(c *config.Config) {
 			c.Issuers = append(c.Issuers, config.Issuer{Name: "down", ISS: "http://127.0.0.1:1/fhir", ClientID: "x", ClientSecret: "y"})
 		}})
 		b := newBrowser(t)
-		resp, doc, _ := b.get(h.appURL + "/launch?iss=" + url.QueryEscape("http://127.0.0.1:1/fhir") + "&launch=abc")
+		resp, doc, _ := b.get(h.AppURL + "/launch?iss=" + url.QueryEscape("http://127.0.0.1:1/fhir") + "&launch=abc")
 		assertPage(t, resp, doc, http.StatusBadGateway, "could not be reached")
 	})
 	t.Run("patient with no labs", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{})
 		b := newBrowser(t)
-		_, doc := h.mustLaunch(b, h.patient("Empty"))
+		_, doc := mustLaunch(t, h, b, h.Patient("Empty"))
 		if doc.Find(`[data-testid="result-row"]`).Length() != 0 || doc.Find(`[data-testid="incomplete"]`).Length() != 0 {
 			t.Error("empty patient shows rows or an incomplete banner")
 		}

@@ -1,0 +1,262 @@
+// Package servertest wires the smartlabs server to the project's EHR
+// simulator on loopback for tests: the app reached as localhost, the
+// simulator as 127.0.0.1, so the app is cross-site to the EHR as in Epic.
+// Only tests import it.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/rs/zerolog"
+
+	"smartlabs/server"
+	"smartlabs/server/config"
+	"smartlabs/server/ehrsim"
+	"smartlabs/server/keys"
+	"smartlabs/server/session"
+	"smartlabs/server/smart"
+)
+
+// SyncBuffer is a log sink safe for concurrent writers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Env is the app wired to the project's EHR simulator, both on loopback:
+// the app reached as localhost, the simulator as 127.0.0.1.
+type Env struct {
+	t testing.TB
+	// Handler is the app itself, for tests that call it without a network.
+	Handler http.Handler
+	Sim     *ehrsim.Sim
+	SimURL  string
+	AppURL  string
+	Cfg     *config.Config
+	KV      *session.MemoryKV
+	// Logs is the application log, Audit the audit log.
+	Logs  *SyncBuffer
+	Audit *SyncBuffer
+}
+
+// Options change how New wires the app and the simulator.
+type Options struct {
+	// JWT makes the app use private_key_jwt instead of a client secret.
+	JWT bool
+	// Switches are the simulator's initial switches.
+	Switches ehrsim.Switches
+	// Mutate changes the config before it is finished and validated.
+	Mutate func(*config.Config)
+}
+
+// ClientID is the app's client id at the simulator.
+const ClientID = "smartlabs-test"
+
+// ClientSecret has characters that x/oauth2 must form-escape in Basic credentials.
+const ClientSecret = "s3cr3t+/=value"
+
+// New starts the app and the simulator; both stop when the test ends.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	h := &Env{t: t, Logs: &SyncBuffer{}, Audit: &SyncBuffer{}}
+
+	appLn := mustListen(t)
+	simLn := mustListen(t)
+	h.AppURL = "http://localhost:" + port(appLn)
+	h.SimURL = "http://127.0.0.1:" + port(simLn)
+
+	h.Cfg = &config.Config{
+		Listen:         appLn.Addr().String(),
+		PublicURL:      h.AppURL,
+		FrameAncestors: []string{h.SimURL},
+		TimeZone:       "America/Chicago",
+		FHIR:           config.FHIR{PageSize: 50, RequestTimeout: 5 * time.Second, ViewTimeout: 20 * time.Second},
+	}
+	client := ehrsim.Client{ID: ClientID, RedirectURIs: []string{h.Cfg.RedirectURI()}}
+	issuer := config.Issuer{Name: "Simulator", ClientID: ClientID}
+	ks := map[string]*keys.Key{}
+	if opts.JWT {
+		dir := t.TempDir()
+		f, err := keys.WriteNew(dir, keys.MinBits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		issuer.PrivateKeyFile = f.PrivateKey
+		client.JWKSURL = h.AppURL + "/.well-known/jwks.json"
+	} else {
+		issuer.ClientSecret = ClientSecret
+		client.Secret = ClientSecret
+	}
+	sim, err := ehrsim.New(ehrsim.Options{
+		BaseURL: h.SimURL, AppLaunchURL: h.AppURL + "/launch",
+		Clients: []ehrsim.Client{client}, Switches: opts.Switches,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Sim = sim
+	issuer.ISS = sim.ISS()
+	h.Cfg.Issuers = []config.Issuer{issuer}
+	if opts.Mutate != nil {
+		opts.Mutate(h.Cfg)
+	}
+	if err := config.Finish(h.Cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, is := range h.Cfg.Issuers {
+		if is.PrivateKeyFile != "" {
+			k, err := keys.Load(is.PrivateKeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks[is.ISS] = k
+		}
+	}
+
+	h.KV = session.NewMemoryKV()
+	t.Cleanup(h.KV.Close)
+	ms := memstore.New()
+	t.Cleanup(ms.StopCleanup)
+	var srv *server.Server
+	sessions := session.NewManager(session.Options{
+		IdleTimeout: 15 * time.Minute, Lifetime: 8 * time.Hour, ScsStore: ms, KV: h.KV,
+		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) { srv.StoreError(w, r, err) },
+	})
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	srv = server.New(server.Deps{
+		Config:     h.Cfg,
+		Logger:     zerolog.New(h.Logs),
+		Audit:      server.NewAudit(zerolog.New(h.Audit)),
+		Sessions:   sessions,
+		SMART:      smart.NewClient(smart.Options{HTTPClient: hc}),
+		HTTPClient: hc,
+		Keys:       ks,
+		Version:    "test",
+	})
+	h.Handler = srv
+	serve(t, appLn, srv)
+	serve(t, simLn, sim)
+	return h
+}
+
+func mustListen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func port(ln net.Listener) string {
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+func serve(t testing.TB, ln net.Listener, h http.Handler) {
+	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	hs.Start()
+	t.Cleanup(hs.Close)
+}
+
+// Patient returns the simulator patient whose name contains name.
+func (h *Env) Patient(name string) ehrsim.PatientInfo {
+	h.t.Helper()
+	for _, p := range h.Sim.Patients() {
+		if strings.Contains(p.Name, name) {
+			return p
+		}
+	}
+	h.t.Fatalf("no simulator patient named %q", name)
+	return ehrsim.PatientInfo{}
+}
+
+// LaunchURL mints an EHR launch for the patient, as the chart page does.
+func (h *Env) LaunchURL(patientID string) string {
+	h.t.Helper()
+	tok, err := h.Sim.NewLaunch(patientID, ClientID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.AppURL + "/launch?iss=" + url.QueryEscape(h.Sim.ISS()) + "&launch=" + url.QueryEscape(tok)
+}
+
+// CountSimRequests counts simulator requests whose path starts with prefix.
+func (h *Env) CountSimRequests(prefix string) int {
+	n := 0
+	for _, r := range h.Sim.Requests() {
+		if strings.HasPrefix(r.Path, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// LaunchRecords returns every launch record in the store.
+func (h *Env) LaunchRecords() []map[string]any {
+	var out []map[string]any
+	for _, k := range h.KV.Keys() {
+		if !strings.HasPrefix(k, "launch:") {
+			continue
+		}
+		b, _, _ := h.KV.Get(context.Background(), k)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Secrets returns every token the server holds for its launches; a test fails
+// when there are none, since a scan for them would then prove nothing.
+func (h *Env) Secrets() []string {
+	h.t.Helper()
+	var out []string
+	for _, rec := range h.LaunchRecords() {
+		for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+			if s, _ := rec[k].(string); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	if len(out) == 0 {
+		h.t.Fatal("no tokens stored: no launch completed")
+	}
+	return out
+}
+
+// Probe is the part of a secret searched for in output: long tokens by a
+// distinctive 24-character slice, so a truncated copy is found too.
+func Probe(s string) string {
+	if len(s) > 40 {
+		return s[len(s)/2 : len(s)/2+24]
+	}
+	return s
+}
