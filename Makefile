@@ -51,3 +51,8 @@ fuzz-long: ## Long fuzzing (10 minutes per target).
 .PHONY: demo
 demo: ## Run the app with its EHR simulator.
 	$(GO) run ./cmd/smartlabs demo
+
+.PHONY: screenshots
+screenshots: ## Re-take the README screenshots from the real app in headless Chromium.
+	mkdir -p components/testdata/screenshots
+	SMARTLABS_SCREENSHOTS=$(CURDIR)/components/testdata/screenshots $(GO) test ./server/e2e -count=1 -run 'TestEHRLaunchInCrossSiteFrame'
