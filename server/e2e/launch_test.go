@@ -43,6 +43,20 @@ func openChart(t *testing.T, env *servertest.Env, tab *e2e.Tab, patientName stri
 		html, _ := tab.HTML(frame)
 		t.Fatalf("labs for %s never appeared in the frame: %v\n%s", p.Name, err, truncate(html, 2000))
 	}
+	waitLoaded(t, tab)
+}
+
+// waitLoaded waits until the frame's document has finished loading: a long
+// list is still streaming in when its first rows are already visible.
+func waitLoaded(t *testing.T, tab *e2e.Tab) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var state string
+		if err := tab.Eval(frame, `document.readyState`, &state); err == nil && state == "complete" {
+			return
+		}
+	}
+	t.Fatal("frame never finished loading")
 }
 
 func truncate(s string, n int) string {

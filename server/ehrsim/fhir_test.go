@@ -259,7 +259,7 @@ func TestPatientResource(t *testing.T) {
 				mrn = id.Value
 			}
 		}
-		got := PatientInfo{ID: res.ID, Gender: res.Gender, BirthDate: res.BirthDate, MRN: mrn, ResultCount: p.ResultCount}
+		got := PatientInfo{ID: res.ID, Gender: res.Gender, BirthDate: res.BirthDate, MRN: mrn, ResultCount: p.ResultCount, EnteredInError: p.EnteredInError}
 		if len(res.Name) == 1 && res.Name[0].Use == "official" && len(res.Name[0].Given) == 1 {
 			got.Family, got.Given = res.Name[0].Family, res.Name[0].Given[0]
 			got.Name = got.Family + ", " + got.Given

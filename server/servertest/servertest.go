@@ -141,7 +141,6 @@ func New(t testing.TB, opts Options) *Env {
 	h.KV = session.NewMemoryKV()
 	t.Cleanup(h.KV.Close)
 	ms := memstore.New()
-	t.Cleanup(ms.StopCleanup)
 	var srv *server.Server
 	sessions := session.NewManager(session.Options{
 		IdleTimeout: 15 * time.Minute, Lifetime: 8 * time.Hour, ScsStore: ms, KV: h.KV,
