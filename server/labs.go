@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"strings"
-	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -72,22 +70,8 @@ func (s *Server) labsProps(c echo.Context, l *session.Launch) (labs.Props, error
 	if issuer == nil {
 		return labs.Props{}, session.ErrNoLaunch
 	}
-	fc := &fhir.Client{
-		HTTP: s.http, BaseURL: strings.TrimSuffix(issuer.ISS, "/"), Token: l.AccessToken,
-		ClientID: issuer.ClientID, PageSize: s.cfg.FHIR.PageSize, RequestTimeout: s.cfg.FHIR.RequestTimeout,
-	}
-	var (
-		wg      sync.WaitGroup
-		patient *fhir.Patient
-		perr    error
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		patient, perr = fc.Patient(ctx, l.Patient)
-	}()
-	res := fc.Labs(ctx, l.Patient)
-	wg.Wait()
+	data := s.fetchLaunchData(ctx, l, nil)
+	patient, perr, res := data.Patient, data.PatientErr, data.Labs
 
 	ev := AuditEvent{Who: l.FHIRUser, Patient: l.Patient, Issuer: issuer.ISS, What: "labs.view",
 		RequestID: requestID(c), When: s.now()}

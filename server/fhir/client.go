@@ -45,6 +45,22 @@ type Client struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds one response body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// OnPage, when set, is called after each search page arrives, from the
+	// goroutine running Labs, so a view can show results while later pages load.
+	OnPage func(Progress)
+}
+
+// Progress reports one arrived search page.
+type Progress struct {
+	// Page holds this page's Observations (entered-in-error left out).
+	Page []Observation
+	// Fetched counts the Observations gathered so far in this search.
+	Fetched int
+	// Total is the server's Bundle.total, or -1 when it sent none.
+	Total int
+	// Restarted is true on the first page of a search restarted after the
+	// paging session expired: everything reported before it is void.
+	Restarted bool
 }
 
 // fhirID is the FHIR id syntax. Ids are checked before use so that a crafted id
@@ -224,6 +240,7 @@ type page struct {
 	observations []Observation
 	outcomes     []Outcome
 	next         string
+	total        int // Bundle.total, -1 when absent
 }
 
 // fetchFunc fetches and decodes one search page. It is the unit a retry wrapper wraps.
@@ -245,7 +262,10 @@ func (c *Client) fetchPage(base *url.URL, patientID string) fetchFunc {
 
 // decodePage turns a Bundle into a page.
 func decodePage(b *wireBundle, patientID string) (*page, *wireOperationOutcome, error) {
-	p := &page{}
+	p := &page{total: -1}
+	if b.Total != nil {
+		p.total = *b.Total
+	}
 	for _, l := range b.Link {
 		if l.Relation == "next" {
 			p.next = l.URL
@@ -318,11 +338,11 @@ func (c *Client) Labs(ctx context.Context, patientID string) *LabsResult {
 
 // search runs the paged search from first, restarting once if the paging session expires.
 func (c *Client) search(ctx context.Context, base, first *url.URL, fetch fetchFunc) *LabsResult {
-	res, restart := c.searchOnce(ctx, base, first, fetch)
+	res, restart := c.searchOnce(ctx, base, first, fetch, false)
 	if restart {
 		// Epic's paging session expired mid-search: start again from page 1 with
 		// an empty list so that no result appears twice.
-		res, _ = c.searchOnce(ctx, base, first, fetch)
+		res, _ = c.searchOnce(ctx, base, first, fetch, true)
 	}
 	res.Outcomes = dedupeOutcomes(res.Outcomes)
 	for _, o := range res.Outcomes {
@@ -338,7 +358,7 @@ func (c *Client) search(ctx context.Context, base, first *url.URL, fetch fetchFu
 
 // searchOnce follows the pages from first. restart is true when a next link
 // answered Epic's paging-session-expired code.
-func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fetchFunc) (res *LabsResult, restart bool) {
+func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fetchFunc, restarted bool) (res *LabsResult, restart bool) {
 	res = &LabsResult{}
 	seen := map[string]bool{}
 	u := first
@@ -368,6 +388,9 @@ func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fet
 		res.Pages++
 		res.Observations = append(res.Observations, p.observations...)
 		res.Outcomes = append(res.Outcomes, p.outcomes...)
+		if c.OnPage != nil {
+			c.OnPage(Progress{Page: p.observations, Fetched: len(res.Observations), Total: p.total, Restarted: restarted && res.Pages == 1})
+		}
 		if p.next == "" {
 			return res, false
 		}

@@ -832,3 +832,27 @@ func TestUnreachableEHR(t *testing.T) {
 	}
 	assertSafeError(t, err)
 }
+
+// TestOnPage: the hook sees every page as it arrives, with the running count and Bundle.total.
+func TestOnPage(t *testing.T) {
+	var srvURL string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page := r.URL.Query().Get("page")
+		next := ""
+		if page == "" {
+			next = `,"link":[{"relation":"next","url":"` + srvURL + `/Observation?page=2"}]`
+		}
+		w.Write([]byte(`{"resourceType":"Bundle","total":2` + next + `,"entry":[{"resource":{"resourceType":"Observation","id":"o` + page + `","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}},"search":{"mode":"match"}}]}`))
+	}))
+	defer srv.Close()
+	srvURL = srv.URL
+	var got []Progress
+	c := &Client{HTTP: srv.Client(), BaseURL: srv.URL, Token: "t", OnPage: func(p Progress) { got = append(got, p) }}
+	res := c.Labs(context.Background(), "p1")
+	if res.Err != nil || len(got) != 2 {
+		t.Fatalf("err %v, %d progress reports", res.Err, len(got))
+	}
+	if got[0].Fetched != 1 || got[1].Fetched != 2 || got[1].Total != 2 || len(got[1].Page) != 1 || got[0].Restarted {
+		t.Errorf("progress = %+v", got)
+	}
+}

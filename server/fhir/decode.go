@@ -120,6 +120,7 @@ type wireEntry struct {
 
 type wireBundle struct {
 	ResourceType string      `json:"resourceType"`
+	Total        *int        `json:"total"`
 	Link         []wireLink  `json:"link"`
 	Entry        []wireEntry `json:"entry"`
 }
