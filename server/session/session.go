@@ -20,7 +20,12 @@ import (
 // host can plant or overwrite it.
 const CookieName = "__Host-smartlabs"
 
-const browserKey = "browser"
+// Keys of the scs session values. The session blob is encrypted (EncryptedStore),
+// so the data key is as safe there as the cookie that unlocks it.
+const (
+	browserKey = "browser"
+	dataKeyKey = "dk"
+)
 
 // Options configures a Manager.
 type Options struct {
@@ -34,25 +39,32 @@ type Options struct {
 	ErrorFunc func(http.ResponseWriter, *http.Request, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// SavedLaunch, when set, is called with a copy of every launch record after
+	// it is saved. Tests use it: the store itself holds only ciphertext.
+	SavedLaunch func(Launch)
 }
 
 // Manager binds browsers to launches.
 type Manager struct {
-	SCS  *scs.SessionManager
-	kv   KV
-	now  func() time.Time
-	life time.Duration
+	SCS   *scs.SessionManager
+	kv    KV
+	now   func() time.Time
+	life  time.Duration
+	saved func(Launch)
 }
 
 // NewManager configures scs with every field set explicitly: its defaults
 // (Lax, not Partitioned, persistent, unhashed tokens) are wrong inside an EHR frame.
+// It wraps o.ScsStore in an EncryptedStore itself, so no caller can forget to.
 func NewManager(o Options) *Manager {
 	sm := scs.New()
-	sm.Store = o.ScsStore
+	sm.Store = NewEncryptedStore(o.ScsStore)
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
-	// The store only ever sees a hash of the cookie value, so a store dump cannot be replayed as cookies.
-	sm.HashTokenInStore = true
+	// HashTokenInStore's intent (the store only ever sees a hash of the cookie
+	// value, so a dump cannot be replayed as cookies) is kept by EncryptedStore,
+	// which hashes the token itself: it needs the raw token to derive the blob's key.
+	sm.HashTokenInStore = false
 	sm.Cookie.Name = CookieName
 	sm.Cookie.Domain = ""
 	sm.Cookie.Path = "/"
@@ -71,7 +83,7 @@ func NewManager(o Options) *Manager {
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{SCS: sm, kv: o.KV, now: now, life: o.Lifetime}
+	return &Manager{SCS: sm, kv: o.KV, now: now, life: o.Lifetime, saved: o.SavedLaunch}
 }
 
 // KV returns the launch-record store.
@@ -91,14 +103,44 @@ func (m *Manager) BrowserID(ctx context.Context) string {
 	return m.SCS.GetString(ctx, browserKey)
 }
 
-// EnsureBrowserID returns this browser's id, creating one (and so the cookie) if needed.
+// EnsureBrowserID returns this browser's id, creating one (and so the cookie)
+// if needed, together with the browser's data key for its launch records.
 func (m *Manager) EnsureBrowserID(ctx context.Context) string {
 	if id := m.BrowserID(ctx); id != "" {
+		m.dataKey(ctx, true)
 		return id
 	}
 	id := RandomID()
+	m.SCS.Put(ctx, dataKeyKey, newDataKey())
 	m.SCS.Put(ctx, browserKey, id)
 	return id
+}
+
+// dataKey returns this browser's key for its launch records and pending
+// authorizations, creating it when create is set; nil when there is none.
+// It lives only inside the encrypted session blob, so the records are
+// readable only with the browser's cookie; RenewToken keeps session values,
+// so the key survives the token renewal at login.
+func (m *Manager) dataKey(ctx context.Context, create bool) []byte {
+	if k := m.SCS.GetBytes(ctx, dataKeyKey); len(k) == keySize {
+		return k
+	}
+	if !create {
+		return nil
+	}
+	k := newDataKey()
+	m.SCS.Put(ctx, dataKeyKey, k)
+	return k
+}
+
+// Logout destroys the server-side session. The browser id and data key go
+// with it, so the old cookie names nothing and every launch record of this
+// browser becomes unreadable at once, even before its TTL deletes it.
+func (m *Manager) Logout(ctx context.Context) error {
+	if err := m.SCS.Destroy(ctx); err != nil {
+		return errors.Join(ErrStore, err)
+	}
+	return nil
 }
 
 // Login renews the session token after a successful sign-in (session fixation
@@ -139,23 +181,62 @@ type Pending struct {
 // PendingTTL bounds how long a user may spend at the authorization server.
 const PendingTTL = 10 * time.Minute
 
-// SavePending stores p under a hash of state.
+// pendingEnvelope is a pending authorization as stored. Only the issuer is
+// in clear (a configured URL, not a secret): it lets the callback offer a
+// "reopen" link to a browser that lost its cookie and so cannot decrypt Box.
+type pendingEnvelope struct {
+	ISS string `json:"iss"`
+	Box []byte `json:"box"`
+}
+
+// pendingAD binds a pending record's ciphertext to its key name and clear issuer.
+func pendingAD(key, iss string) []byte { return []byte("pending\x00" + key + "\x00" + iss) }
+
+// SavePending stores p under a hash of state, encrypted under this browser's data key.
 func (m *Manager) SavePending(ctx context.Context, state string, p *Pending) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	return m.kv.Set(ctx, hashKey("auth:", state), b, PendingTTL)
+	key := hashKey("auth:", state)
+	box, err := seal(m.dataKey(ctx, true), b, pendingAD(key, p.ISS))
+	if err != nil {
+		return err
+	}
+	env, err := json.Marshal(pendingEnvelope{ISS: p.ISS, Box: box})
+	if err != nil {
+		return err
+	}
+	return m.kv.Set(ctx, key, env, PendingTTL)
 }
 
 // TakePending consumes the pending request for state: a state works once.
+// When the record exists but this session cannot decrypt it (another browser,
+// or a browser that lost its cookie), it is still consumed and the result
+// holds only ISS: its empty Browser matches no browser, so the caller refuses it.
 func (m *Manager) TakePending(ctx context.Context, state string) (*Pending, bool, error) {
-	b, ok, err := m.kv.Take(ctx, hashKey("auth:", state))
+	if state == "" {
+		return nil, false, nil
+	}
+	key := hashKey("auth:", state)
+	b, ok, err := m.kv.Take(ctx, key)
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	var env pendingEnvelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, false, nil
+	}
+	dk := m.dataKey(ctx, false)
+	if dk == nil {
+		return &Pending{ISS: env.ISS}, true, nil
+	}
+	pt, err := open(dk, env.Box, pendingAD(key, env.ISS))
+	if err != nil {
+		return &Pending{ISS: env.ISS}, true, nil
+	}
 	var p Pending
-	if err := json.Unmarshal(b, &p); err != nil {
+	if err := json.Unmarshal(pt, &p); err != nil {
 		return nil, false, fmt.Errorf("pending record: %w", err)
 	}
 	return &p, true, nil
@@ -191,8 +272,19 @@ type Launch struct {
 // ErrNoLaunch means the launch does not exist for this browser.
 var ErrNoLaunch = errors.New("launch not found for this browser")
 
-// SaveLaunch stores l under its own key for the session lifetime.
+// launchKey is the store key of launch id.
+func launchKey(id string) string { return "launch:" + id }
+
+// launchAD binds a launch record's ciphertext to its key name, so a record
+// moved under another launch's key does not decrypt.
+func launchAD(key string) []byte { return []byte("launch\x00" + key) }
+
+// SaveLaunch stores l under its own key for the session lifetime, encrypted
+// under this browser's data key: the store never holds a token or patient id in clear.
 func (m *Manager) SaveLaunch(ctx context.Context, l *Launch) error {
+	if l.ID == "" {
+		return ErrNoLaunch
+	}
 	b, err := json.Marshal(l)
 	if err != nil {
 		return err
@@ -201,7 +293,28 @@ func (m *Manager) SaveLaunch(ctx context.Context, l *Launch) error {
 	if ttl <= 0 {
 		return ErrNoLaunch
 	}
-	return m.kv.Set(ctx, "launch:"+l.ID, b, ttl)
+	key := launchKey(l.ID)
+	box, err := seal(m.dataKey(ctx, true), b, launchAD(key))
+	if err != nil {
+		return err
+	}
+	if err := m.kv.Set(ctx, key, box, ttl); err != nil {
+		return err
+	}
+	if m.saved != nil {
+		m.saved(*l)
+	}
+	return nil
+}
+
+// DeleteLaunch removes launch id when it belongs to this browser (logout,
+// expiry). A launch of another browser is left alone and reported as ErrNoLaunch,
+// so knowing a launch id is not enough to end someone else's view.
+func (m *Manager) DeleteLaunch(ctx context.Context, id string) error {
+	if _, err := m.LoadLaunch(ctx, id); err != nil {
+		return err
+	}
+	return m.kv.Delete(ctx, launchKey(id))
 }
 
 // LoadLaunch returns launch id if it belongs to this browser. A launch id
@@ -211,17 +324,29 @@ func (m *Manager) LoadLaunch(ctx context.Context, id string) (*Launch, error) {
 	if browser == "" || id == "" {
 		return nil, ErrNoLaunch
 	}
-	b, ok, err := m.kv.Get(ctx, "launch:"+id)
+	dk := m.dataKey(ctx, false)
+	if dk == nil {
+		return nil, ErrNoLaunch
+	}
+	key := launchKey(id)
+	box, ok, err := m.kv.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, ErrNoLaunch
 	}
+	// A record that does not decrypt under this browser's key is not its record:
+	// not found, never a server error.
+	b, err := open(dk, box, launchAD(key))
+	if err != nil {
+		return nil, ErrNoLaunch
+	}
 	var l Launch
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("launch record: %w", err)
 	}
+	// Defence in depth: the decrypted record must also name this browser.
 	if !ConstantTimeEqual(l.Browser, browser) {
 		return nil, ErrNoLaunch
 	}

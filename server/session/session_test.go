@@ -18,6 +18,16 @@ func mustManager(t *testing.T) *Manager {
 	return NewManager(Options{IdleTimeout: 15 * time.Minute, Lifetime: 8 * time.Hour, ScsStore: memstore.New(), KV: kv})
 }
 
+// mustSession returns a context holding a fresh, empty scs session, as the middleware makes.
+func mustSession(t *testing.T, m *Manager) context.Context {
+	t.Helper()
+	ctx, err := m.SCS.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
 func TestCookieAttributes(t *testing.T) {
 	m := mustManager(t)
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,8 +50,8 @@ func TestCookieAttributes(t *testing.T) {
 
 func TestPendingSingleUse(t *testing.T) {
 	m := mustManager(t)
-	ctx := context.Background()
-	p := &Pending{LaunchID: "L1", Browser: "B1", CodeVerifier: "v"}
+	ctx := mustSession(t, m)
+	p := &Pending{LaunchID: "L1", Browser: m.EnsureBrowserID(ctx), CodeVerifier: "v"}
 	if err := m.SavePending(ctx, "state-1", p); err != nil {
 		t.Fatal(err)
 	}
