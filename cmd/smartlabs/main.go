@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"smartlabs/server"
 )
 
 func main() {
@@ -23,8 +25,9 @@ func main() {
 const usage = `usage:
   smartlabs serve --config FILE      run the app
   smartlabs demo [flags]             run the app with a built-in EHR simulator
-  smartlabs keys new --out DIR       write a new private_key_jwt key pair
-  smartlabs version                  print the version`
+  smartlabs keys new --out DIR       write a new private_key_jwt key pair (--alg ES384 for ECDSA)
+  smartlabs doctor --config FILE     check every issuer's setup; --backend NAME checks a backend-services registration
+  smartlabs version                  print the version, Go version and VCS revision`
 
 // run is the whole program; main only adds the process around it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -39,8 +42,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return runKeys(args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "smartlabs", version())
+		fmt.Fprintln(stdout, server.ReadBuildInfo(version()))
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)

@@ -1,16 +1,18 @@
-// Package keys manages the RSA keys smartlabs signs private_key_jwt client
-// assertions with, and publishes their public halves as a JWKS.
+// Package keys manages the keys smartlabs signs private_key_jwt client
+// assertions with (RSA for RS384, the default; ECDSA P-384 for ES384), and
+// publishes their public halves, with retired or upcoming public keys, as a JWKS.
 package keys
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -26,8 +28,11 @@ import (
 // MinBits is the smallest RSA modulus accepted; Epic and NIST both require 2048.
 const MinBits = 2048
 
-// Algorithm is the JWS algorithm client assertions are signed with (Epic's choice).
+// Algorithm is the JWS algorithm RSA client assertions are signed with (Epic's choice).
 const Algorithm = jose.RS384
+
+// AlgorithmEC is the JWS algorithm of ECDSA P-384 keys, the option to RS384.
+const AlgorithmEC = jose.ES384
 
 // File names written by WriteNew.
 const (
@@ -37,9 +42,10 @@ const (
 	JWKSFile         = "jwks.json"
 )
 
-// Key is an RSA private key with its stable key id.
+// Key is a private signing key (RSA or ECDSA P-384) with its stable key id.
 type Key struct {
-	priv *rsa.PrivateKey
+	priv crypto.Signer
+	alg  jose.SignatureAlgorithm
 	kid  string
 }
 
@@ -55,7 +61,28 @@ func Generate(bits int) (*Key, error) {
 	return fromRSA(priv)
 }
 
-// Load reads an RSA private key from a PKCS#1 or PKCS#8 PEM file.
+// GenerateES384 creates a new ECDSA P-384 key for ES384.
+func GenerateES384() (*Key, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("keys: generate: %w", err)
+	}
+	return fromEC(priv)
+}
+
+// GenerateAlg creates a key for alg: "RS384" (RSA of bits) or "ES384".
+func GenerateAlg(alg string, bits int) (*Key, error) {
+	switch jose.SignatureAlgorithm(alg) {
+	case Algorithm, "":
+		return Generate(bits)
+	case AlgorithmEC:
+		return GenerateES384()
+	}
+	return nil, fmt.Errorf("keys: algorithm %q is not supported (RS384 or ES384)", alg)
+}
+
+// Load reads a private key from a PEM file: RSA in PKCS#1 or PKCS#8, or
+// ECDSA P-384 in SEC 1 or PKCS#8.
 func Load(pemPath string) (*Key, error) {
 	data, err := os.ReadFile(pemPath)
 	if err != nil {
@@ -64,7 +91,7 @@ func Load(pemPath string) (*Key, error) {
 	return Parse(data)
 }
 
-// Parse decodes an RSA private key from PKCS#1 or PKCS#8 PEM bytes.
+// Parse decodes a private key from PEM bytes (see Load for the forms).
 func Parse(data []byte) (*Key, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
@@ -72,6 +99,12 @@ func Parse(data []byte) (*Key, error) {
 	}
 	var priv *rsa.PrivateKey
 	switch block.Type {
+	case "EC PRIVATE KEY":
+		k, err := x509.ParseECPrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("keys: SEC 1: %w", err)
+		}
+		return fromEC(k)
 	case "RSA PRIVATE KEY":
 		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
 		if err != nil {
@@ -83,13 +116,16 @@ func Parse(data []byte) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keys: PKCS#8: %w", err)
 		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("keys: PKCS#8 key is %T, want RSA", k)
+		switch pk := k.(type) {
+		case *rsa.PrivateKey:
+			priv = pk
+		case *ecdsa.PrivateKey:
+			return fromEC(pk)
+		default:
+			return nil, fmt.Errorf("keys: PKCS#8 key is %T, want RSA or ECDSA P-384", k)
 		}
-		priv = rk
 	default:
-		return nil, fmt.Errorf("keys: unsupported PEM block %q (want RSA PRIVATE KEY or PRIVATE KEY)", block.Type)
+		return nil, fmt.Errorf("keys: unsupported PEM block %q (want RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)", block.Type)
 	}
 	// Small keys are refused because RS384 with fewer than 2048 bits is forgeable in practice.
 	if bits := priv.N.BitLen(); bits < MinBits {
@@ -102,55 +138,75 @@ func fromRSA(priv *rsa.PrivateKey) (*Key, error) {
 	if err := priv.Validate(); err != nil {
 		return nil, fmt.Errorf("keys: invalid RSA key: %w", err)
 	}
-	pub := jose.JSONWebKey{Key: &priv.PublicKey}
-	tp, err := pub.Thumbprint(crypto.SHA256)
+	kid, err := Thumbprint(&priv.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("keys: thumbprint: %w", err)
+		return nil, err
 	}
-	// The kid is the RFC 7638 thumbprint so it is the same after every restart
-	// and on every replica without being stored anywhere.
-	return &Key{priv: priv, kid: base64.RawURLEncoding.EncodeToString(tp)}, nil
+	return &Key{priv: priv, alg: Algorithm, kid: kid}, nil
+}
+
+func fromEC(priv *ecdsa.PrivateKey) (*Key, error) {
+	// Only P-384 is accepted: ES384 is defined on that curve alone (RFC 7518 §3.4).
+	if priv.Curve != elliptic.P384() {
+		return nil, fmt.Errorf("keys: ECDSA key on %s, want P-384 for ES384", priv.Curve.Params().Name)
+	}
+	kid, err := Thumbprint(&priv.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{priv: priv, alg: AlgorithmEC, kid: kid}, nil
+}
+
+// Thumbprint is the RFC 7638 JWK thumbprint (SHA-256, base64url) of a public key.
+// It is the kid, so it is the same after every restart and on every replica
+// without being stored anywhere.
+func Thumbprint(pub crypto.PublicKey) (string, error) {
+	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("keys: thumbprint: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp), nil
 }
 
 // KeyID returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key.
 func (k *Key) KeyID() string { return k.kid }
 
+// Algorithm returns the JWS algorithm the key signs with (RS384 or ES384).
+func (k *Key) Algorithm() jose.SignatureAlgorithm { return k.alg }
+
 // Signer returns the private key as a crypto.Signer.
 func (k *Key) Signer() crypto.Signer { return k.priv }
 
-// PublicJWK returns the public key as a JWK with use "sig", alg RS384 and the kid.
+// PublicJWK returns the public key as a JWK with use "sig", its alg and the kid.
 func (k *Key) PublicJWK() jose.JSONWebKey {
 	return jose.JSONWebKey{
-		Key:       &k.priv.PublicKey,
+		Key:       k.priv.Public(),
 		KeyID:     k.kid,
-		Algorithm: string(Algorithm),
+		Algorithm: string(k.alg),
 		Use:       "sig",
 	}
 }
 
+// Public returns the key's public half, as published in the JWKS.
+func (k *Key) Public() *PublicKey { return &PublicKey{jwk: k.PublicJWK()} }
+
 // SigningKey returns the key ready for a go-jose signer, carrying the kid header.
 func (k *Key) SigningKey() jose.SigningKey {
 	return jose.SigningKey{
-		Algorithm: Algorithm,
-		Key:       jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: string(Algorithm), Use: "sig"},
+		Algorithm: k.alg,
+		Key:       jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"},
 	}
 }
 
 // JWKS returns the JSON Web Key Set {"keys":[...]} holding the public keys only.
 func JWKS(keys ...*Key) []byte {
-	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
+	ps := make([]*PublicKey, 0, len(keys))
 	for _, k := range keys {
-		if k == nil {
-			continue
+		if k != nil {
+			ps = append(ps, k.Public())
 		}
-		set.Keys = append(set.Keys, k.PublicJWK())
 	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		// Marshalling RSA public keys cannot fail; an empty set is the safe answer.
-		return []byte(`{"keys":[]}`)
-	}
-	return b
+	return JWKSOf(ps...)
 }
 
 // Certificate returns a self-signed X.509 certificate (DER) for the public key.
@@ -161,7 +217,7 @@ func (k *Key) Certificate(now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("keys: serial: %w", err)
 	}
 	// SubjectKeyId is the SHA-256 of the public key so the certificate names its key.
-	spki, err := x509.MarshalPKIXPublicKey(&k.priv.PublicKey)
+	spki, err := x509.MarshalPKIXPublicKey(k.priv.Public())
 	if err != nil {
 		return nil, fmt.Errorf("keys: public key: %w", err)
 	}
@@ -175,7 +231,7 @@ func (k *Key) Certificate(now time.Time) ([]byte, error) {
 		BasicConstraintsValid: true,
 		SubjectKeyId:          ski[:20],
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.priv.PublicKey, k.priv)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.priv.Public(), k.priv)
 	if err != nil {
 		return nil, fmt.Errorf("keys: certificate: %w", err)
 	}
@@ -201,9 +257,14 @@ func (f Files) Paths() []string {
 	return []string{f.PrivateKey, f.PublicKeyB64, f.PublicKeyPEM, f.JWKS}
 }
 
-// WriteNew generates a key and writes it with its public forms into dir.
+// WriteNew generates an RSA key of bits and writes it with its public forms into dir.
 // It refuses to overwrite any existing file and leaves nothing behind on failure.
 func WriteNew(dir string, bits int) (Files, error) {
+	return WriteNewAlg(dir, string(Algorithm), bits)
+}
+
+// WriteNewAlg is WriteNew for a key of alg: RS384 (RSA of bits) or ES384.
+func WriteNewAlg(dir, alg string, bits int) (Files, error) {
 	files := Files{
 		PrivateKey:   filepath.Join(dir, PrivateKeyFile),
 		PublicKeyB64: filepath.Join(dir, PublicKeyB64File),
@@ -218,7 +279,7 @@ func WriteNew(dir string, bits int) (Files, error) {
 			return Files{}, fmt.Errorf("keys: %w", err)
 		}
 	}
-	k, err := Generate(bits)
+	k, err := GenerateAlg(alg, bits)
 	if err != nil {
 		return Files{}, err
 	}
