@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,6 +22,11 @@ type AppError struct {
 	Public  string
 	Actions []errorpage.Action
 	Err     error
+	// HXRedirect, when set, sends HTMX requests to this same-origin path with
+	// an HX-Redirect header instead of an error fragment (the launch has ended).
+	HXRedirect string
+	// RetryAfter, when positive, is sent as the Retry-After header in seconds.
+	RetryAfter int
 }
 
 func (e *AppError) Error() string {
@@ -141,6 +147,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	h := c.Response().Header()
 	h.Set(echo.HeaderCacheControl, "no-store")
 	h.Set("Vary", "HX-Request")
+	if ae.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
+	if ae.HXRedirect != "" && isHTMX(c) {
+		// htmx follows HX-Redirect whatever the status, with a full-page GET;
+		// a fragment would leave a dead view, and a 302 would be followed inside the XHR.
+		h.Set("HX-Redirect", ae.HXRedirect)
+		_ = c.NoContent(ae.Status)
+		return
+	}
 	var buf bytes.Buffer
 	var rerr error
 	if isHTMX(c) {

@@ -1,9 +1,14 @@
 package server
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -84,7 +89,7 @@ func (s *Server) handleLaunch(c echo.Context) error {
 				"Each time smartlabs is opened, the EHR gives it a one-time launch. This one was used already, for example by reloading the page. "+reopenText, nil)
 		}
 	}
-	ar, err := smart.NewAuthRequest(d, *iss, s.cfg.RedirectURI(), launchToken)
+	ar, err := smart.NewAuthRequest(d, *iss, s.cfg.RedirectURIFor(iss), launchToken)
 	if err != nil {
 		return err
 	}
@@ -96,6 +101,9 @@ func (s *Server) handleLaunch(c echo.Context) error {
 		CodeVerifier: ar.CodeVerifier,
 		Nonce:        ar.Nonce,
 		Created:      s.now(),
+	}
+	if err := s.claimPendingSlot(ctx, browser, ar.State); err != nil {
+		return err
 	}
 	if err := s.sessions.SavePending(ctx, ar.State, p); err != nil {
 		return err
@@ -131,10 +139,15 @@ func (s *Server) handleCallback(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if ok {
+		s.releasePendingSlot(ctx, state)
+	}
 	if !ok {
 		return badRequest("This sign-in has expired or was already used",
 			"smartlabs did not start this sign-in, it took longer than 10 minutes, or the page was reloaded. "+reopenText, nil)
 	}
+	// From here on, error pages show inside this issuer's EHR frame.
+	s.setRequestIssuer(c, p.ISS)
 	// The state must come back to the browser that started the launch (login CSRF defence).
 	if !session.ConstantTimeEqual(s.sessions.BrowserID(ctx), p.Browser) {
 		if !session.HasCookie(r) {
@@ -154,6 +167,9 @@ func (s *Server) handleCallback(c echo.Context) error {
 	if iss == nil {
 		return badRequest("smartlabs is not set up for this EHR", "This EHR is no longer configured. "+reopenText, nil)
 	}
+	if err := checkCallbackPath(c, iss); err != nil {
+		return err
+	}
 	if e := q.Get("error"); e != "" {
 		return authorizationError(e)
 	}
@@ -169,7 +185,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 	if err := smart.CheckResponseIssuer(d, q.Get("iss")); err != nil {
 		return err
 	}
-	tok, err := s.smart.Exchange(ctx, d, *iss, s.keys[iss.ISS], s.cfg.RedirectURI(), code, p.CodeVerifier, p.Nonce)
+	tok, err := s.smart.Exchange(ctx, d, *iss, s.keys[iss.ISS], s.cfg.RedirectURIFor(iss), code, p.CodeVerifier, p.Nonce)
 	if err != nil {
 		return err
 	}
@@ -229,3 +245,45 @@ func lowerFirst(s string) string {
 }
 
 func labsPath(id string) string { return "/l/" + id }
+
+// maxPendingPerBrowser bounds the sign-ins one browser may have in progress
+// at once, so abandoned launches cannot pile up records in the store.
+const maxPendingPerBrowser = 20
+
+// claimPendingSlot takes one of the browser's pending-sign-in slots for state.
+// The slots are KV keys that expire with the pending record, so an abandoned
+// launch frees its slot after session.PendingTTL and a completed one at its callback.
+func (s *Server) claimPendingSlot(ctx context.Context, browser, state string) error {
+	kv := s.sessions.KV()
+	// Keys carry hashes, never the browser id or the state themselves.
+	b := sha256.Sum256([]byte(browser))
+	for i := range maxPendingPerBrowser {
+		slot := "pendslot:" + hex.EncodeToString(b[:16]) + ":" + strconv.Itoa(i)
+		ok, err := kv.SetNX(ctx, slot, []byte{1}, session.PendingTTL)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return kv.Set(ctx, pendingSlotKey(state), []byte(slot), session.PendingTTL)
+		}
+	}
+	return &AppError{Status: http.StatusTooManyRequests, Title: "Too many sign-ins in progress",
+		Public:     "This browser has started smartlabs many times without finishing signing in. Close the other smartlabs windows, or wait ten minutes, then reopen smartlabs from the patient's chart.",
+		RetryAfter: int(session.PendingTTL / time.Second),
+		Err:        errors.New("pending sign-in slots exhausted")}
+}
+
+// releasePendingSlot frees the slot of a sign-in whose callback arrived.
+// A failure only delays the slot's expiry, so it is not an error for the user.
+func (s *Server) releasePendingSlot(ctx context.Context, state string) {
+	kv := s.sessions.KV()
+	slot, ok, err := kv.Take(ctx, pendingSlotKey(state))
+	if err == nil && ok {
+		_ = kv.Delete(ctx, string(slot))
+	}
+}
+
+func pendingSlotKey(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return "pendslotof:" + hex.EncodeToString(sum[:])
+}

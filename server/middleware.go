@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -62,7 +64,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set("Content-Security-Policy", s.csp)
+		s.setCSP(c)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		if s.hsts {
@@ -73,4 +75,96 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// The anti-forgery header every HTMX request and every state-changing request
+// must carry. Its value need not be secret: a cross-site form, image or link
+// cannot set a custom header, and without CORS grants (we send none) a
+// cross-site fetch cannot either. SameSite is no defence here, because the
+// session cookie must be SameSite=None to work inside the EHR's frame.
+const (
+	csrfHeader = "X-Smartlabs-CSRF"
+	csrfValue  = "1"
+)
+
+// forgeryError is the page for a request that failed the anti-forgery checks.
+func forgeryError(reason string) *AppError {
+	return &AppError{Status: http.StatusForbidden, Title: "Request refused",
+		Public: "smartlabs refused this request because it did not come from smartlabs' own page. " + reopenText,
+		Err:    errors.New("anti-forgery: " + reason)}
+}
+
+// crossOriginGuard refuses every cross-origin request with an unsafe method
+// (anything but GET, HEAD and OPTIONS) on every route, using the browser's
+// Sec-Fetch-Site header or else Origin against Host (Go's CrossOriginProtection).
+func (s *Server) crossOriginGuard() echo.MiddlewareFunc {
+	cop := http.NewCrossOriginProtection()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := cop.Check(c.Request()); err != nil {
+				return forgeryError(err.Error())
+			}
+			return next(c)
+		}
+	}
+}
+
+// requireAntiForgery guards HTMX routes and state-changing routes: the request
+// must carry the anti-forgery header and, when the browser sends Fetch
+// Metadata, come from our own origin. Sec-Fetch-Site "same-site" is refused
+// too: a sibling subdomain is another application.
+func (s *Server) requireAntiForgery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		switch site := r.Header.Get("Sec-Fetch-Site"); site {
+		case "", "same-origin":
+		default:
+			return forgeryError("Sec-Fetch-Site " + sanitizeHeader(site))
+		}
+		if r.Header.Get(csrfHeader) != csrfValue {
+			return forgeryError("missing " + csrfHeader)
+		}
+		return next(c)
+	}
+}
+
+// guardHTMX applies requireAntiForgery to every HTMX request (any request
+// carrying HX-Request) on the routes it wraps, so a route that answers both
+// plain navigations and HTMX swaps stays open to the first and guarded for the second.
+func (s *Server) guardHTMX(next echo.HandlerFunc) echo.HandlerFunc {
+	guarded := s.requireAntiForgery(next)
+	return func(c echo.Context) error {
+		if _, ok := c.Request().Header["Hx-Request"]; ok {
+			return guarded(c)
+		}
+		return next(c)
+	}
+}
+
+// requireHTMX lets only HTMX requests (HX-Request: true) reach a fragment route,
+// with the anti-forgery checks of requireAntiForgery.
+func (s *Server) requireHTMX(next echo.HandlerFunc) echo.HandlerFunc {
+	guarded := s.requireAntiForgery(next)
+	return func(c echo.Context) error {
+		if !isHTMX(c) {
+			return &AppError{Status: http.StatusBadRequest, Title: "This address is part of a page",
+				Public: "This address only serves smartlabs' own page, not a browser tab. " + reopenText,
+				Err:    errors.New("fragment route without HX-Request")}
+		}
+		return guarded(c)
+	}
+}
+
+// sanitizeHeader keeps a client-sent header value short and printable for logs.
+func sanitizeHeader(v string) string {
+	if len(v) > 32 {
+		v = v[:32]
+	}
+	b := []byte(v)
+	for i, ch := range b {
+		if ch < 0x20 || ch > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }

@@ -22,8 +22,10 @@ const (
 )
 
 // DefaultScopes returns the scopes asked for when the issuer has no override.
+// online_access asks for a refresh token that lives as long as the user's EHR
+// session, so a chart left open for hours keeps working without a new launch.
 func DefaultScopes(kind LaunchKind) string {
-	const rest = " openid fhirUser patient/Patient.read patient/Observation.read"
+	const rest = " openid fhirUser online_access patient/Patient.read patient/Observation.read"
 	if kind == StandaloneLaunch {
 		return "launch/patient" + rest
 	}
