@@ -51,3 +51,27 @@ if (document.readyState === "loading") {
 } else {
   autosubmit();
 }
+
+// Arrow keys move between the analytes of the summary (each a link), so a
+// keyboard user can walk the list without tabbing through every cell.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+  const t = e.target;
+  if (!(t instanceof HTMLElement) || !t.matches("a[data-nav='analyte']")) return;
+  const links = Array.from(document.querySelectorAll("a[data-nav='analyte']"));
+  const next = links[links.indexOf(t) + (e.key === "ArrowDown" ? 1 : -1)];
+  if (next) {
+    e.preventDefault();
+    next.focus();
+  }
+});
+
+// After a view is swapped in (a drill-down, or back to the summary), focus
+// moves to its heading, so keyboard and screen-reader users land on the new view.
+document.addEventListener("htmx:afterSettle", (e) => {
+  // An outerHTML swap reports the replaced element, so the new view is looked up by id.
+  const target = e.detail && e.detail.target;
+  if (!(target instanceof HTMLElement) || target.id !== "labs") return;
+  const el = document.querySelector("#labs [data-autofocus]");
+  if (el instanceof HTMLElement) el.focus();
+});

@@ -5,17 +5,27 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"smartlabs/components/labs"
 	"smartlabs/components/layout"
 	"smartlabs/server/fhir"
+	"smartlabs/server/labscache"
 	"smartlabs/server/labsview"
 	"smartlabs/server/session"
 )
 
 var launchIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+
+// analyteKeyRe is the shape of an analyte key in a drill-down URL: a LOINC
+// code or "n" and a hex hash (see labsview).
+var analyteKeyRe = regexp.MustCompile(`^(?:[0-9]{1,10}-[0-9]|n[0-9a-f]{16})$`)
+
+// pollerID is the id of the element that polls while pages are arriving; htmx
+// names it in HX-Trigger, which tells a poll from a user's request.
+const pollerID = "labs-poller"
 
 // loadLaunch returns the launch named in the path if it belongs to this browser and is still live.
 func (s *Server) loadLaunch(c echo.Context) (*session.Launch, error) {
@@ -27,90 +37,297 @@ func (s *Server) loadLaunch(c echo.Context) (*session.Launch, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !l.Expiry.IsZero() && !s.now().Before(l.Expiry) {
-		return nil, &AppError{Status: http.StatusUnauthorized, Title: "Your smartlabs session has ended",
-			Public: "The access the EHR gave smartlabs has expired. " + reopenText, Err: errors.New("access token expired")}
-	}
+	// The page may be framed only by this launch's own EHR (its frame_ancestors).
+	s.setRequestIssuer(c, l.ISS)
+	// An expired access token is not the end: fetchLaunchData refreshes it, or shows the ended page.
 	return l, nil
 }
 
-// handleLabsPage handles "GET /l/:launch": the full labs page of one launch.
+// handleLabsPage handles "GET /l/:launch": the labs page of one launch, the
+// summary or (view=all) every result, filtered by the query. HTMX requests get
+// the #labs fragment, or only #labs-results when that is their target.
 func (s *Server) handleLabsPage(c echo.Context) error {
-	return s.serveLabs(c)
+	return s.serveLabs(c, "", false)
 }
 
-// handleLabsFragment handles "GET /l/:launch/labs": the labs list as an HTMX
-// fragment (Refresh and Retry), or the full page for a plain request.
+// handleAnalytePage handles "GET /l/:launch/a/:key": one analyte's drill-down,
+// as a page or an HTMX fragment. It is deep-linkable: the full page shows the
+// same state as the swapped fragment, so the back button can reload it.
+func (s *Server) handleAnalytePage(c echo.Context) error {
+	key := c.Param("key")
+	if !analyteKeyRe.MatchString(key) {
+		return echo.NewHTTPError(http.StatusNotFound)
+	}
+	return s.serveLabs(c, key, false)
+}
+
+// handleLabsFragment handles "GET /l/:launch/labs": Refresh and Retry. It
+// drops the launch's cached results, fetches them again from the EHR, and
+// answers the #labs fragment of the view named by the query.
 func (s *Server) handleLabsFragment(c echo.Context) error {
-	return s.serveLabs(c)
+	return s.serveLabs(c, "", true)
 }
 
-func (s *Server) serveLabs(c echo.Context) error {
-	c.Response().Header().Set("Vary", "HX-Request")
+// serveLabs answers every labs view from the launch's cached results; a cache
+// miss (first view, another replica, an evicted launch) starts the fetch.
+// The first answer waits only for the first page: later pages arrive while
+// the view polls.
+func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
+	h := c.Response().Header()
+	h.Set("Vary", "HX-Request, HX-Target")
 	l, err := s.loadLaunch(c)
 	if err != nil {
 		return err
 	}
-	props, err := s.labsProps(c, l)
+	if err := s.checkLive(c.Request().Context(), l); err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	v := labsRequest{mode: labsview.ParseMode(q), filter: labsview.ParseFilter(q), key: key}
+
+	e := s.labsCache.Start(context.WithoutCancel(c.Request().Context()), l.ID, refresh, s.fetchLabs(l, requestID(c)))
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.FHIR.ViewTimeout)
+	defer cancel()
+	if err := e.Wait(ctx); err != nil {
+		return &AppError{Status: http.StatusGatewayTimeout, Title: "The EHR did not answer in time",
+			Public: "smartlabs asked the EHR for this patient's results but no answer came in time. Refresh to try again.", Err: err}
+	}
+	props, err := s.viewProps(l, e.Snapshot(), v)
 	if err != nil {
 		return err
 	}
-	if isHTMX(c) {
+	switch {
+	case isHTMX(c) && c.Request().Header.Get("HX-Target") == "labs-results":
+		if !refresh && c.Request().Header.Get("HX-Trigger") != pollerID {
+			// The address bar gets the canonical URL of the view, so it can be bookmarked and reloaded.
+			h.Set("HX-Push-Url", v.url(l.ID))
+		}
+		return render(c, http.StatusOK, labs.PolledResults(props))
+	case isHTMX(c):
 		return render(c, http.StatusOK, labs.Fragment(props))
+	default:
+		return render(c, http.StatusOK, layout.Page(s.labsLayout(l, v), labs.View(props)))
 	}
-	return render(c, http.StatusOK, layout.Page(s.layoutProps("Lab results"), labs.View(props)))
 }
 
-// labsProps fetches the patient and the labs concurrently and builds the view
-// model. Every view of patient data is written to the audit log, whatever its outcome.
-func (s *Server) labsProps(c echo.Context, l *session.Launch) (labs.Props, error) {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.FHIR.ViewTimeout)
-	defer cancel()
-	issuer := s.cfg.Lookup(l.ISS)
-	if issuer == nil {
-		return labs.Props{}, session.ErrNoLaunch
-	}
-	data := s.fetchLaunchData(ctx, l, nil)
-	patient, perr, res := data.Patient, data.PatientErr, data.Labs
+// labsRequest is the view one request asks for.
+type labsRequest struct {
+	mode   labs.Mode
+	filter labs.Filter
+	// key names the analyte of a drill-down; empty otherwise.
+	key string
+}
 
-	ev := AuditEvent{Who: l.FHIRUser, Patient: l.Patient, Issuer: issuer.ISS, What: "labs.view",
-		RequestID: requestID(c), When: s.now()}
-	var fe *fhir.Error
-	// Data for another patient is never shown, not even in part.
-	if errors.As(perr, &fe) && fe.Kind == fhir.KindWrongPatient || errors.As(res.Err, &fe) && fe.Kind == fhir.KindWrongPatient {
-		ev.Outcome = "wrong-patient"
-		s.audit.Record(ev)
-		if fe == nil {
-			fe = &fhir.Error{Kind: fhir.KindWrongPatient}
+// url is the canonical URL of the view.
+func (v labsRequest) url(id string) string {
+	if v.key != "" {
+		return labs.AnalyteURL(labsPath(id), v.key, v.mode, v.filter)
+	}
+	return labs.PageURL(labsPath(id), v.mode, v.filter)
+}
+
+// checkLive refuses a launch whose grant is over, so cached results are never
+// shown after the EHR's access has ended.
+func (s *Server) checkLive(ctx context.Context, l *session.Launch) error {
+	if l.AccessToken == "" {
+		s.labsCache.Forget(l.ID)
+		return sessionEnded(l.ID, errors.New("launch already ended"))
+	}
+	if !l.Expiry.IsZero() && !s.now().Before(l.Expiry) && l.RefreshToken == "" {
+		s.labsCache.Forget(l.ID)
+		return s.endLaunch(ctx, l, errors.New("access token expired and no refresh token"))
+	}
+	return nil
+}
+
+// labsLayout is the page shell of a labs view, with the EHR's theme when it sent one we may use.
+func (s *Server) labsLayout(l *session.Launch, v labsRequest) layout.Props {
+	title := "Lab results"
+	if v.key != "" {
+		title = "Lab result history"
+	}
+	p := s.layoutProps(title)
+	if s.themeURL(l) != "" {
+		p.ThemePath = labsPath(l.ID) + "/theme.css"
+	}
+	return p
+}
+
+// fetchLabs returns the fetch that fills a launch's cache entry page by page.
+// It audits once per fetch from the EHR: filtering and drilling down re-show
+// the same data to the same user within the launch and are not new accesses.
+func (s *Server) fetchLabs(l *session.Launch, reqID string) labscache.Fetch {
+	return func(ctx context.Context, e *labscache.Entry) {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.FHIR.ViewTimeout)
+		defer cancel()
+		data, ferr := s.fetchLaunchData(ctx, l, func(p fhir.Progress) {
+			// A page that starts a search (a paging restart, or the retry after a
+			// token refresh) voids the pages before it.
+			fresh := p.Restarted || p.Fetched == len(p.Page)
+			e.AddPage(labsview.Results(p.Page, s.loc), p.Fetched, p.Total, fresh)
+		})
+		if ferr == nil && data.Labs != nil && e.Len() != countShown(data.Labs.Observations) {
+			// The pages reported do not add up (a client without progress reports): use the whole result.
+			n := len(data.Labs.Observations)
+			e.AddPage(labsview.Results(data.Labs.Observations, s.loc), n, n, true)
 		}
-		return labs.Props{}, fe
+		s.auditFetch(l, reqID, data, ferr)
+		e.Finish(labscache.Final{Patient: data.Patient, PatientErr: data.PatientErr, Labs: data.Labs, Err: ferr, At: s.now()})
+		if ferr != nil || wrongPatient(data) || deniedAll(data) {
+			// A failed fetch is not kept: the requests waiting on it get its error,
+			// the next one fetches again.
+			e.Drop()
+		}
 	}
-	// Nothing at all and an authorization failure: the session is over, not the list incomplete.
-	if len(res.Observations) == 0 && errors.As(res.Err, &fe) && fe.Kind == fhir.KindUnauthorized {
-		ev.Outcome = "denied"
-		s.audit.Record(ev)
-		return labs.Props{}, fe
-	}
+}
 
-	props := labs.Props{
-		LaunchID:   l.ID,
-		Rows:       labsview.Rows(res.Observations, s.loc),
-		Notices:    labsview.Notices(res),
-		Incomplete: res.Incomplete,
-		RefreshURL: labsPath(l.ID) + "/labs",
-		Generated:  s.now().In(s.loc).Format("2006-01-02 15:04 MST"),
+// countShown counts the observations a view shows (entered-in-error left out).
+func countShown(obs []fhir.Observation) int {
+	n := 0
+	for i := range obs {
+		if obs[i].Status != "entered-in-error" {
+			n++
+		}
 	}
-	props.Total = len(props.Rows)
-	if perr != nil {
-		props.Notices = append(props.Notices, labs.Notice{Level: labs.NoticeWarning,
-			Text: "The patient's details could not be loaded from the EHR; the results below are for the patient the EHR opened smartlabs for."})
-	} else if l.NeedPatientBanner {
-		props.Banner = labsview.Banner(patient)
+	return n
+}
+
+// auditFetch writes the audit event of one fetch of a launch's labs.
+func (s *Server) auditFetch(l *session.Launch, reqID string, data launchData, ferr error) {
+	ev := AuditEvent{Who: l.FHIRUser, Patient: l.Patient, What: "labs.view", RequestID: reqID, When: s.now()}
+	if is := s.cfg.Lookup(l.ISS); is != nil {
+		ev.Issuer = is.ISS
 	}
-	ev.Outcome, ev.Results = "complete", props.Total
-	if res.Incomplete {
-		ev.Outcome = "incomplete"
+	switch {
+	case ferr != nil:
+		ev.Outcome = "error"
+	case wrongPatient(data):
+		ev.Outcome = "wrong-patient"
+	case deniedAll(data):
+		ev.Outcome = "denied"
+	default:
+		ev.Outcome, ev.Results = "complete", countShown(data.Labs.Observations)
+		if data.Labs.Incomplete {
+			ev.Outcome = "incomplete"
+		}
 	}
 	s.audit.Record(ev)
-	return props, nil
+}
+
+// wrongPatient reports whether the EHR sent data of another patient.
+func wrongPatient(d launchData) bool {
+	var fe *fhir.Error
+	return errors.As(d.PatientErr, &fe) && fe.Kind == fhir.KindWrongPatient ||
+		d.Labs != nil && errors.As(d.Labs.Err, &fe) && fe.Kind == fhir.KindWrongPatient
+}
+
+// deniedAll reports whether nothing arrived because the EHR refused the token.
+func deniedAll(d launchData) bool {
+	var fe *fhir.Error
+	return d.Labs == nil || len(d.Labs.Observations) == 0 && errors.As(d.Labs.Err, &fe) && fe.Kind == fhir.KindUnauthorized
+}
+
+// viewProps builds the view model of request v from a snapshot of the launch's results.
+func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsRequest) (labs.Props, error) {
+	fin := snap.Final
+	if snap.Done {
+		if fin.Err != nil {
+			return labs.Props{}, fin.Err
+		}
+		var fe *fhir.Error
+		// Data for another patient is never shown, not even in part.
+		if wrongPatient(launchData{Patient: fin.Patient, PatientErr: fin.PatientErr, Labs: fin.Labs}) {
+			if !errors.As(fin.PatientErr, &fe) || fe.Kind != fhir.KindWrongPatient {
+				errors.As(fin.Labs.Err, &fe)
+			}
+			return labs.Props{}, fe
+		}
+		// Nothing at all and an authorization failure: the session is over, not the list incomplete.
+		if len(snap.Results) == 0 && fin.Labs != nil && errors.As(fin.Labs.Err, &fe) && fe.Kind == fhir.KindUnauthorized {
+			return labs.Props{}, fe
+		}
+	}
+
+	base := labsPath(l.ID)
+	p := labs.Props{
+		LaunchID:   l.ID,
+		BasePath:   base,
+		Mode:       v.mode,
+		Filter:     v.filter,
+		Total:      len(snap.Results),
+		Statuses:   labsview.Statuses(snap.Results),
+		RefreshURL: base + "/labs" + queryOf(v.url(l.ID)),
+		TimeZone:   s.loc.String(),
+	}
+	// HTMX sends this header on every request; requireAntiForgery refuses requests without it.
+	p.CSRFHeaderName, p.CSRFHeaderValue = csrfHeader, csrfValue
+	if p.TimeZone == "Local" {
+		p.TimeZone = s.now().In(s.loc).Format("MST")
+	}
+	if snap.Done {
+		p.Generated = fin.At.In(s.loc).Format("2006-01-02 15:04 MST")
+		if fin.Labs != nil {
+			p.Notices = labsview.Notices(fin.Labs)
+			p.Incomplete = fin.Labs.Incomplete
+		}
+		if fin.PatientErr != nil {
+			p.Notices = append(p.Notices, labs.Notice{Level: labs.NoticeWarning,
+				Text: "The patient's details could not be loaded from the EHR; the results below are for the patient the EHR opened smartlabs for."})
+		} else if l.NeedPatientBanner {
+			p.Banner = labsview.Banner(fin.Patient)
+		}
+	} else {
+		p.Loading = &labs.Loading{Fetched: snap.Fetched, Total: snap.Total}
+		p.BannerPending = l.NeedPatientBanner
+	}
+
+	now := s.now()
+	switch {
+	case v.key != "":
+		p.Mode = labs.ModeAnalyte
+		p.Analyte = labsview.AnalyteOf(snap.Results, v.key, base, v.mode, v.filter)
+		if p.Analyte == nil {
+			if !snap.Done {
+				// Its results may still be on their way.
+				p.Analyte = &labs.Analyte{Key: v.key, Name: "Loading…", BackURL: labs.PageURL(base, v.mode, v.filter)}
+				break
+			}
+			return labs.Props{}, &AppError{Status: http.StatusNotFound, Title: "No such test",
+				Public: "This patient has no results for that test.", Err: errors.New("analyte not found")}
+		}
+		p.Shown = len(p.Analyte.Rows)
+	case v.mode == labs.ModeList:
+		rs := labsview.Apply(snap.Results, v.filter, now, true)
+		p.Rows, p.Shown = labsview.RowsOf(rs), len(rs)
+	default:
+		rs := labsview.Apply(snap.Results, v.filter, now, false)
+		p.Summary = labsview.SummaryOf(rs, v.filter, base)
+		p.Shown = len(rs)
+		if v.filter.Abnormal {
+			p.Shown = summaryResults(p.Summary)
+		}
+	}
+	return p, nil
+}
+
+// summaryResults counts the results behind the summary's lines.
+func summaryResults(sum *labs.Summary) int {
+	n := 0
+	for _, a := range sum.Pinned {
+		n += a.Count
+	}
+	for _, g := range sum.Groups {
+		for _, a := range g.Lines {
+			n += a.Count
+		}
+	}
+	return n
+}
+
+// queryOf is the "?query" part of a URL, or "".
+func queryOf(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[i:]
+	}
+	return ""
 }

@@ -22,6 +22,26 @@ type Props struct {
 	CSRFHeaderValue string
 	// Generated is when the list was fetched, already formatted in the EHR time zone.
 	Generated string
+
+	// Mode selects the view: every result (the zero value), the summary or one analyte.
+	Mode Mode
+	// BasePath is the labs page of this launch, "/l/<launch id>"; links, filters and
+	// polling are built on it. Empty renders the plain list without controls.
+	BasePath string
+	// Filter is the current filter; Statuses are the statuses offered in its status list.
+	Filter   Filter
+	Statuses []string
+	// Shown is how many results pass the filter; Total counts them all.
+	Shown int
+	// Summary is set in ModeSummary, Analyte in ModeAnalyte.
+	Summary *Summary
+	Analyte *Analyte
+	// Loading is set while later pages are still being fetched; the view then polls.
+	Loading *Loading
+	// BannerPending reserves the banner's space while the patient is still loading.
+	BannerPending bool
+	// TimeZone names the zone every time is shown in, e.g. "America/Chicago".
+	TimeZone string
 }
 
 // Banner is the patient banner.

@@ -80,6 +80,13 @@ func TestEHRLaunchInCrossSiteFrame(t *testing.T) {
 	if err != nil || !strings.HasPrefix(frameURL, env.AppURL+"/l/") {
 		t.Fatalf("frame URL = %q, %v", frameURL, err)
 	}
+	// The summary is the default view; "All results" lists every result of every page.
+	if err := tab.Click(frame, `[data-testid="tab-all"]`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.WaitText(frame, `[data-testid="tab-all"][aria-current="page"]`, "All results", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	rows, err := tab.Count(frame, `[data-testid="result-row"]`)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,214 @@
+package labs
+
+import (
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Mode says which view of the results Props renders.
+type Mode int
+
+// Modes. The zero value lists every result, so a Props that only sets Rows
+// renders the plain results table.
+const (
+	// ModeList lists every result that passes the filter, one row each ("All results").
+	ModeList Mode = iota
+	// ModeSummary shows one line per analyte, critical ones pinned first.
+	ModeSummary
+	// ModeAnalyte shows one analyte's whole history: chart and table.
+	ModeAnalyte
+)
+
+// viewName is the value of the "view" query parameter for a mode.
+func (m Mode) viewName() string {
+	if m == ModeList {
+		return "all"
+	}
+	return "summary"
+}
+
+// Filter is the state of the filters; it lives in the URL query so a view is deep-linkable.
+type Filter struct {
+	// Range is a date preset: "7d", "30d", "1y" or "" for all time.
+	Range string
+	// Query is free text matched against test names.
+	Query string
+	// Abnormal keeps only abnormal results (in the summary: analytes whose latest result is abnormal).
+	Abnormal bool
+	// Status keeps only results with this FHIR status; "" keeps all.
+	Status string
+	// Sort is "date" (newest first, the default) or "name".
+	Sort string
+}
+
+// Values gives the filter as URL query values, leaving defaults out.
+func (f Filter) Values() url.Values {
+	v := url.Values{}
+	if f.Range != "" {
+		v.Set("range", f.Range)
+	}
+	if f.Query != "" {
+		v.Set("q", f.Query)
+	}
+	if f.Abnormal {
+		v.Set("abnormal", "1")
+	}
+	if f.Status != "" {
+		v.Set("status", f.Status)
+	}
+	if f.Sort != "" && f.Sort != "date" {
+		v.Set("sort", f.Sort)
+	}
+	return v
+}
+
+// IsZero reports whether the filter keeps everything in the default order.
+func (f Filter) IsZero() bool { return len(f.Values()) == 0 }
+
+// RangePresets are the date presets offered, in order: value and label.
+var RangePresets = []struct{ Value, Label string }{
+	{"7d", "7 days"}, {"30d", "30 days"}, {"1y", "1 year"}, {"", "All"},
+}
+
+// Loading is the progress of a search whose later pages are still arriving.
+type Loading struct {
+	// Fetched counts results arrived so far; Total is the EHR's count, -1 when unknown.
+	Fetched, Total int
+}
+
+// Summary is the one-line-per-analyte view.
+type Summary struct {
+	// Pinned are the analytes whose latest result is critical, shown first.
+	Pinned []AnalyteLine
+	// Groups are the other analytes: one group per panel, then the ungrouped ones.
+	Groups []Group
+}
+
+// Group is a set of analyte lines under one heading; Name is "" for results outside any panel.
+type Group struct {
+	Name  string
+	Lines []AnalyteLine
+}
+
+// Direction is how a value moved since the previous result.
+type Direction string
+
+// Directions of change.
+const (
+	DirNone Direction = ""
+	DirUp   Direction = "up"
+	DirDown Direction = "down"
+	DirSame Direction = "same"
+)
+
+// AnalyteLine is one analyte in the summary.
+type AnalyteLine struct {
+	// Key identifies the analyte in URLs; URL opens its drill-down.
+	Key, URL string
+	// Name is the test name of the latest result.
+	Name string
+	// Latest is the newest result, its value as sent.
+	Latest Row
+	// Previous is the result before it, nil when there is none.
+	Previous *Row
+	// Delta is Latest minus Previous as text ("+0.4"), empty when either is not a plain number.
+	Delta string
+	// Dir is the direction of the change.
+	Dir Direction
+	// Count is how many results the analyte has (in the filtered period).
+	Count int
+	// Spark holds the newest numeric results, oldest first, for the sparkline.
+	Spark Chart
+}
+
+// Critical reports whether the latest result is critical.
+func (a AnalyteLine) Critical() bool { return rowCritical(a.Latest) }
+
+// Abnormal reports whether the latest result has any flag.
+func (a AnalyteLine) Abnormal() bool { return rowFlagged(a.Latest) }
+
+// Analyte is the drill-down of one analyte.
+type Analyte struct {
+	Key, Name string
+	// Unit and Range are those of the latest result.
+	Unit, Range string
+	// Rows is the whole history, newest first.
+	Rows []Row
+	// Chart holds every numeric result, oldest first.
+	Chart Chart
+	// BackURL returns to the view the drill-down was opened from.
+	BackURL string
+}
+
+// Chart is a series of numeric results with the reference band.
+type Chart struct {
+	Points []Point
+	// Low and High bound the reference band; nil when that side is open.
+	Low, High *float64
+	// Unit labels the value axis.
+	Unit string
+}
+
+// Point is one numeric result on a chart.
+type Point struct {
+	// At is when it was collected; Label is that time as shown.
+	At    time.Time
+	Label string
+	// Value is the number; Text is the value as sent (e.g. "5.40").
+	Value float64
+	Text  string
+	Flag  Flag
+}
+
+// rowFlagged reports whether a row or any of its components has a flag.
+func rowFlagged(r Row) bool {
+	if r.Flag != FlagNone {
+		return true
+	}
+	for _, c := range r.Components {
+		if c.Flag != FlagNone {
+			return true
+		}
+	}
+	return false
+}
+
+// thousands formats n with comma thousands separators: 5000 -> "5,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// PageURL is the URL of the labs page of base (the launch's "/l/<id>") in mode
+// m with filter f; it is what the browser's address bar shows.
+func PageURL(base string, m Mode, f Filter) string {
+	v := f.Values()
+	if m == ModeList {
+		v.Set("view", "all")
+	}
+	return withQuery(base, v)
+}
+
+// AnalyteURL is the URL of one analyte's drill-down; f is carried along so
+// that "Back" returns to the same filtered view.
+func AnalyteURL(base, key string, from Mode, f Filter) string {
+	v := f.Values()
+	if from == ModeList {
+		v.Set("view", "all")
+	}
+	return withQuery(base+"/a/"+url.PathEscape(key), v)
+}
+
+func withQuery(path string, v url.Values) string {
+	if q := v.Encode(); q != "" {
+		return path + "?" + q
+	}
+	return path
+}

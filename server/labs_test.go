@@ -1,0 +1,232 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"smartlabs/server/ehrsim"
+)
+
+// mustFollowPolls follows the progress polls of a labs page, as htmx does,
+// until the view says every page has arrived; it returns the last fragment.
+func mustFollowPolls(t testing.TB, b *browser, appURL string, doc *goquery.Document) *goquery.Document {
+	t.Helper()
+	for range 400 {
+		poller := doc.Find("#labs-poller")
+		if poller.Length() == 0 {
+			return doc
+		}
+		u := poller.AttrOr("hx-get", "")
+		if !strings.HasPrefix(u, "/l/") {
+			t.Fatalf("poller asks for %q", u)
+		}
+		time.Sleep(20 * time.Millisecond)
+		resp, next := getFragment(t, b, appURL+u, "labs-results", "labs-poller")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("poll answered %d: %s", resp.StatusCode, text(next, "error-message"))
+		}
+		if resp.Header.Get("HX-Push-Url") != "" {
+			t.Errorf("a poll pushed the URL %q", resp.Header.Get("HX-Push-Url"))
+		}
+		doc = next
+	}
+	t.Fatal("the results never finished loading")
+	return nil
+}
+
+// getFragment GETs u as htmx does for a request that targets the element with
+// id target, triggered by the element with id trigger ("" for none).
+func getFragment(t testing.TB, b *browser, u, target, trigger string) (*http.Response, *goquery.Document) {
+	t.Helper()
+	b.headers.Set("HX-Request", "true")
+	b.headers.Set("X-Smartlabs-CSRF", "1")
+	b.headers.Set("HX-Target", target)
+	if trigger != "" {
+		b.headers.Set("HX-Trigger", trigger)
+	}
+	defer func() {
+		for _, k := range []string{"HX-Request", "X-Smartlabs-CSRF", "HX-Target", "HX-Trigger"} {
+			b.headers.Del(k)
+		}
+	}()
+	resp, doc, _ := b.get(u)
+	return resp, doc
+}
+
+// launchAndLoad launches the patient, waits for every page, and returns the labs page URL.
+func launchAndLoad(t *testing.T, h *harness, b *browser, name string) string {
+	t.Helper()
+	resp, _ := mustLaunch(t, h, b, h.Patient(name))
+	return resp.Request.URL.String()
+}
+
+// TestFiltersUseTheCache: every filter, view and drill-down after the first
+// load is answered without any new FHIR request; Refresh fetches again.
+func TestFiltersUseTheCache(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	b := newBrowser(t)
+	p := h.Patient("Lin")
+	labsURL := launchAndLoad(t, h, b, "Lin")
+	before := h.CountSimRequests("/fhir/R4/")
+
+	// The summary: one line per analyte, every result counted once.
+	_, doc, _ := b.get(labsURL)
+	total := 0
+	doc.Find(`[data-testid="summary-line"]`).Each(func(_ int, s *goquery.Selection) {
+		n, _ := strconv.Atoi(strings.Fields(strings.ReplaceAll(strings.TrimSpace(s.Find(`[data-testid="analyte-count"]`).Text()), ",", ""))[0])
+		total += n
+	})
+	if want := p.ResultCount - p.EnteredInError; total != want {
+		t.Errorf("summary lines count %d results, want %d", total, want)
+	}
+	if doc.Find(`[data-testid="summary-group"][data-kind="critical"]`).Length() == 1 {
+		first := doc.Find(`[data-testid="summary-group"]`).First()
+		if first.AttrOr("data-kind", "") != "critical" || first.Find(`[data-testid="summary-line"]:not([data-critical])`).Length() != 0 {
+			t.Error("critical results are not pinned first, alone")
+		}
+	}
+
+	tests := []struct {
+		name  string
+		query string
+		check func(t *testing.T, doc *goquery.Document)
+	}{
+		{"search", "q=potass", func(t *testing.T, doc *goquery.Document) {
+			lines := doc.Find(`[data-testid="analyte-link"]`)
+			if lines.Length() != 1 || !strings.Contains(strings.ToLower(lines.Text()), "potassium") {
+				t.Errorf("search lines: %q", lines.Text())
+			}
+		}},
+		{"abnormal rows", "view=all&abnormal=1", func(t *testing.T, doc *goquery.Document) {
+			rows := doc.Find(`[data-testid="result-row"]`)
+			flagged := rows.Filter(`:has([data-testid="flag"])`)
+			if rows.Length() == 0 || rows.Length() != flagged.Length() {
+				t.Errorf("abnormal only: %d rows, %d flagged", rows.Length(), flagged.Length())
+			}
+		}},
+		{"30 days", "view=all&range=30d", func(t *testing.T, doc *goquery.Document) {
+			rows := doc.Find(`[data-testid="result-row"]`).Length()
+			if rows == 0 || rows >= p.ResultCount-p.EnteredInError {
+				t.Errorf("30 days shows %d rows", rows)
+			}
+		}},
+		{"status", "view=all&status=corrected", func(t *testing.T, doc *goquery.Document) {
+			rows := doc.Find(`[data-testid="result-row"]`)
+			if rows.Length() == 0 || rows.Length() != rows.Find(`[data-testid="status-note"]:contains("Corrected")`).Length() {
+				t.Errorf("corrected only: %d rows", rows.Length())
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, doc := getFragment(t, b, labsURL+"?"+tt.query, "labs-results", "")
+			if resp.StatusCode != http.StatusOK || doc.Find("#labs-results").Length() != 1 || doc.Find("html > body > #labs").Length() != 0 {
+				t.Fatalf("fragment: status %d", resp.StatusCode)
+			}
+			push, _ := url.Parse(resp.Header.Get("HX-Push-Url"))
+			if push == nil || push.Path != strings.TrimPrefix(labsURL, h.AppURL) {
+				t.Errorf("HX-Push-Url = %q", resp.Header.Get("HX-Push-Url"))
+			}
+			tt.check(t, doc)
+			// The pushed URL, loaded as a page (reload, back button), shows the same view.
+			_, page, _ := b.get(h.AppURL + push.String())
+			tt.check(t, page)
+		})
+	}
+
+	// A drill-down, as a fragment and as a deep-linked page.
+	key := doc.Find(`[data-testid="summary-line"]`).First().AttrOr("data-key", "")
+	resp, frag := getFragment(t, b, labsURL+"/a/"+key, "labs", "")
+	if resp.StatusCode != http.StatusOK || frag.Find(`[data-testid="analyte"]`).Length() != 1 {
+		t.Fatalf("drill-down fragment: %d", resp.StatusCode)
+	}
+	_, page, _ := b.get(labsURL + "/a/" + key)
+	if page.Find(`[data-testid="analyte-name"]`).Length() != 1 || page.Find(`[data-testid="chart"]`).Length() != 1 {
+		t.Error("drill-down page lacks its heading or chart")
+	}
+	for _, bad := range []string{"/a/nope", "/a/..%2f..%2fetc", "/a/9999-9"} {
+		if r, _, _ := b.get(labsURL + bad); r.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", bad, r.StatusCode)
+		}
+	}
+	if after := h.CountSimRequests("/fhir/R4/"); after != before {
+		t.Fatalf("filters made %d FHIR requests, want 0", after-before)
+	}
+	if n := strings.Count(strings.TrimSpace(h.Audit.String()), "\n") + 1; n != 1 {
+		t.Errorf("audit events = %d, want 1 (one per fetch)", n)
+	}
+
+	// Refresh fetches again.
+	resp, _ = getFragment(t, b, labsURL+"/labs", "labs", "")
+	if resp.StatusCode != http.StatusOK || h.CountSimRequests("/fhir/R4/Observation") == 0 || h.CountSimRequests("/fhir/R4/") == before {
+		t.Errorf("Refresh: status %d, no new FHIR request", resp.StatusCode)
+	}
+}
+
+// TestProgressiveLoading: the first answer shows the first page and says how
+// much has arrived; polls bring the rest without a reload.
+func TestProgressiveLoading(t *testing.T) {
+	h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{Latency: 5 * time.Millisecond}})
+	b := newBrowser(t)
+	p := h.Patient("Large")
+	resp, doc, _ := b.get(h.LaunchURL(p.ID))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("launch: %d", resp.StatusCode)
+	}
+	progress := text(doc, "progress")
+	if !strings.HasPrefix(progress, "Loaded ") || !strings.HasSuffix(progress, " of 5,000…") {
+		t.Fatalf("first answer's progress line = %q", progress)
+	}
+	if doc.Find(`[data-testid="summary-line"]`).Length() == 0 {
+		t.Error("the first page of results is not shown while the rest load")
+	}
+	if doc.Find(`[data-testid="banner-pending"]`).Length() != 1 {
+		t.Error("no space reserved for the banner while the patient loads")
+	}
+	last := mustFollowPolls(t, b, h.AppURL, doc)
+	if got := text(last, "result-count"); got != thousands(p.ResultCount-p.EnteredInError)+" results" {
+		t.Errorf("final count = %q, want %d results", got, p.ResultCount-p.EnteredInError)
+	}
+	if text(last, "banner-name") != p.Name {
+		t.Errorf("final answer brings banner %q, want %q", text(last, "banner-name"), p.Name)
+	}
+	if last.Find(`[data-testid="progress"]`).Length() != 0 {
+		t.Error("the final view still shows progress")
+	}
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// TestTheme: the EHR's style document becomes our CSS variables, served
+// same-origin. (Refusing a style URL on another host is tested in server/theme.)
+func TestTheme(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	b := newBrowser(t)
+	labsURL := launchAndLoad(t, h, b, "Okafor")
+	_, doc, _ := b.get(labsURL)
+	link := doc.Find(`link[data-testid="theme"]`).AttrOr("href", "")
+	if link != strings.TrimPrefix(labsURL, h.AppURL)+"/theme.css" {
+		t.Fatalf("theme link = %q", link)
+	}
+	resp, _, css := b.get(h.AppURL + link)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
+		t.Fatalf("theme: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"--sl-bg: #eef1f4;", "--sl-accent: #2a4d69;", "--sl-font-body: Segoe UI, Arial, sans-serif;"} {
+		if !strings.Contains(css, want) {
+			t.Errorf("theme lacks %q:\n%s", want, css)
+		}
+	}
+}

@@ -1,0 +1,357 @@
+// Package labscache keeps each launch's lab results in memory while the
+// clinician filters and drills down, so those views need no new EHR request.
+// It is bounded in launches and in bytes, entries expire when unused, and it
+// is never written to the shared session store: results are patient data and
+// the store may be a Redis other services can read.
+package labscache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"smartlabs/server/fhir"
+	"smartlabs/server/labsview"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxEntries = 200
+	DefaultMaxBytes   = 256 << 20
+	DefaultTTL        = 15 * time.Minute
+)
+
+// Options bound a Cache.
+type Options struct {
+	// MaxEntries bounds the launches held; the least recently used go first.
+	MaxEntries int
+	// MaxBytes bounds the estimated size of every launch's results together.
+	MaxBytes int64
+	// TTL drops a launch's results this long after their last use.
+	TTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Cache holds the results of many launches, each filled by one fetch.
+type Cache struct {
+	mu      sync.Mutex
+	opts    Options
+	entries map[string]*Entry
+	bytes   int64
+}
+
+// New returns an empty Cache.
+func New(o Options) *Cache {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Cache{opts: o, entries: map[string]*Entry{}}
+}
+
+// Fetch fills e from the EHR; it must call e.Finish before returning.
+type Fetch func(ctx context.Context, e *Entry)
+
+// Get returns the launch's entry, or nil when it is not (or no longer) cached.
+func (c *Cache) Get(id string) *Entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked()
+	e := c.entries[id]
+	if e != nil {
+		e.lastUsed = c.opts.Now()
+	}
+	return e
+}
+
+// Start returns the launch's entry, starting fetch in a new goroutine when
+// there is none, or when force is set and the entry's fetch has ended (an
+// explicit Refresh: the old results are dropped). Concurrent callers share one
+// fetch per launch. The fetch runs under ctx, which should outlive the request.
+func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) *Entry {
+	c.mu.Lock()
+	c.sweepLocked()
+	if e := c.entries[id]; e != nil {
+		// A Refresh while a fetch is still running joins it: a double click, or
+		// several tabs refreshing at once, make one fetch, not a cancelled one each.
+		if !force || !e.isDone() {
+			e.lastUsed = c.opts.Now()
+			c.mu.Unlock()
+			return e
+		}
+		c.removeLocked(id, e)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &Entry{cache: c, id: id, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1}
+	c.entries[id] = e
+	for len(c.entries) > c.opts.MaxEntries {
+		c.evictOneLocked(e)
+	}
+	c.mu.Unlock()
+	go func() {
+		defer cancel()
+		fetch(ctx, e)
+	}()
+	return e
+}
+
+// Forget drops a launch's results and stops its fetch, e.g. when the launch ends.
+func (c *Cache) Forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[id]; e != nil {
+		c.removeLocked(id, e)
+	}
+}
+
+// Drop removes e from the cache if it is still the launch's entry; a newer
+// entry of the same launch is left alone.
+func (e *Entry) Drop() {
+	c := e.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries[e.id] == e {
+		c.removeLocked(e.id, e)
+	}
+}
+
+// Stats reports how many launches are cached and their estimated bytes.
+func (c *Cache) Stats() (entries int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), c.bytes
+}
+
+// removeLocked drops e; its fetch is cancelled and its size no longer counted.
+func (c *Cache) removeLocked(id string, e *Entry) {
+
+	if c.entries[id] == e {
+		delete(c.entries, id)
+	}
+	e.cancel()
+	e.mu.Lock()
+	c.bytes -= e.size
+	e.detached = true
+	e.mu.Unlock()
+}
+
+// sweepLocked drops entries unused for longer than the TTL.
+func (c *Cache) sweepLocked() {
+	cutoff := c.opts.Now().Add(-c.opts.TTL)
+	for id, e := range c.entries {
+		if e.lastUsed.Before(cutoff) {
+			c.removeLocked(id, e)
+		}
+	}
+}
+
+// evictOneLocked drops the least recently used entry other than keep; it
+// returns false when there is none.
+func (c *Cache) evictOneLocked(keep *Entry) bool {
+	var oldID string
+	var old *Entry
+	for id, e := range c.entries {
+		if e != keep && (old == nil || e.lastUsed.Before(old.lastUsed)) {
+			oldID, old = id, e
+		}
+	}
+	if old == nil {
+		return false
+	}
+	c.removeLocked(oldID, old)
+	return true
+}
+
+// grow counts n more bytes for e and evicts other entries to stay within
+// MaxBytes; an entry too large on its own is dropped from the cache (its
+// fetch goes on for the views already waiting on it).
+func (c *Cache) grow(e *Entry, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.detachedLocked() {
+		return
+	}
+	c.bytes += n
+	for c.bytes > c.opts.MaxBytes {
+		if !c.evictOneLocked(e) {
+			break
+		}
+	}
+	if c.bytes > c.opts.MaxBytes && c.entries[e.id] == e {
+		delete(c.entries, e.id)
+		e.mu.Lock()
+		c.bytes -= e.size
+		e.detached = true
+		e.mu.Unlock()
+	}
+}
+
+// Final is how a fetch ended.
+type Final struct {
+	Patient    *fhir.Patient
+	PatientErr error
+	// Labs is the search outcome; its Observations are not kept (the entry has the results).
+	Labs *fhir.LabsResult
+	// Err, when set, means nothing could be fetched: the launch has ended, say.
+	Err error
+	// At is when the fetch ended.
+	At time.Time
+}
+
+// Entry is one launch's results, filled page by page.
+type Entry struct {
+	cache  *Cache
+	id     string
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	results  []labsview.Result
+	sorted   bool
+	fetched  int
+	total    int
+	done     bool
+	final    Final
+	size     int64
+	lastUsed time.Time // guarded by cache.mu
+	detached bool
+	// changed is closed and replaced on every change, waking waiters.
+	changed chan struct{}
+}
+
+func (e *Entry) isDone() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.done
+}
+
+func (e *Entry) detachedLocked() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.detached
+}
+
+// notifyLocked wakes everyone waiting for a change; e.mu must be held.
+func (e *Entry) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// AddPage adds one page of results. restarted discards what earlier pages
+// brought (the EHR's paging session expired and the search started again).
+func (e *Entry) AddPage(rs []labsview.Result, fetched, total int, restarted bool) {
+	var n int64
+	for i := range rs {
+		n += int64(rs[i].Size)
+	}
+	e.mu.Lock()
+	if e.done {
+		e.mu.Unlock()
+		return
+	}
+	if restarted {
+		n -= e.size
+		e.results, e.size = nil, 0
+	}
+	e.results = append(e.results, rs...)
+	e.sorted = false
+	e.size += n
+	e.fetched, e.total = fetched, total
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.cache.grow(e, n)
+}
+
+// Finish records how the fetch ended and marks the entry complete.
+func (e *Entry) Finish(f Final) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f.Labs != nil {
+		// The results are already in the entry; the copy is not kept twice.
+		l := *f.Labs
+		l.Observations = nil
+		f.Labs = &l
+	}
+	e.final, e.done = f, true
+	e.notifyLocked()
+}
+
+// Wait blocks until the entry has at least one result or is complete, or ctx ends.
+func (e *Entry) Wait(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		if e.done || len(e.results) > 0 {
+			e.mu.Unlock()
+			return nil
+		}
+		ch := e.changed
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitDone blocks until the entry is complete or ctx ends.
+func (e *Entry) WaitDone(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		if e.done {
+			e.mu.Unlock()
+			return nil
+		}
+		ch := e.changed
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Len returns how many results the entry holds.
+func (e *Entry) Len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.results)
+}
+
+// Snapshot is a consistent view of an entry.
+type Snapshot struct {
+	// Results are newest first. The slice is shared: callers must not change it.
+	Results []labsview.Result
+	// Fetched and Total are the search's progress (Total -1 when unknown).
+	Fetched, Total int
+	// Done is true once the fetch ended; Final then says how.
+	Done  bool
+	Final Final
+}
+
+// Snapshot returns the entry's current results and progress.
+func (e *Entry) Snapshot() Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.sorted {
+		if e.done {
+			// Complete: sort once in place; no page will be added any more.
+			labsview.SortByDate(e.results)
+			e.sorted = true
+		} else {
+			rs := append([]labsview.Result(nil), e.results...)
+			labsview.SortByDate(rs)
+			return Snapshot{Results: rs, Fetched: e.fetched, Total: e.total}
+		}
+	}
+	return Snapshot{Results: e.results, Fetched: e.fetched, Total: e.total, Done: e.done, Final: e.final}
+}

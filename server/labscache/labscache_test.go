@@ -1,0 +1,211 @@
+package labscache_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"smartlabs/components/labs"
+	"smartlabs/server/labscache"
+	"smartlabs/server/labsview"
+)
+
+// clock is an adjustable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// results makes n results of size bytes each, collected an hour apart from at.
+func results(n, size int, at time.Time) []labsview.Result {
+	out := make([]labsview.Result, n)
+	for i := range out {
+		out[i] = labsview.Result{Row: labs.Row{ID: string(rune('a' + i%26))}, At: at.Add(time.Duration(i) * time.Hour), Size: size}
+	}
+	return out
+}
+
+// fill is a fetch that adds pages then finishes.
+func fill(pages ...[]labsview.Result) labscache.Fetch {
+	return func(_ context.Context, e *labscache.Entry) {
+		n := 0
+		for i, p := range pages {
+			n += len(p)
+			e.AddPage(p, n, -1, i == 0)
+		}
+		e.Finish(labscache.Final{})
+	}
+}
+
+func mustDone(t *testing.T, e *labscache.Entry) labscache.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.WaitDone(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return e.Snapshot()
+}
+
+func TestOneFetchPerLaunch(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	fetch := func(_ context.Context, e *labscache.Entry) {
+		fetches.Add(1)
+		<-release
+		e.AddPage(results(3, 10, time.Now()), 3, 3, true)
+		e.Finish(labscache.Final{})
+	}
+	var wg sync.WaitGroup
+	entries := make([]*labscache.Entry, 10)
+	for i := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A Refresh (force) while the fetch runs joins it too.
+			entries[i] = c.Start(context.Background(), "L1", i%2 == 0, fetch)
+		}()
+	}
+	wg.Wait()
+	close(release)
+	for _, e := range entries {
+		if e != entries[0] {
+			t.Fatal("concurrent starts got different entries")
+		}
+	}
+	if s := mustDone(t, entries[0]); len(s.Results) != 3 || !s.Done {
+		t.Fatalf("snapshot = %d results, done %v", len(s.Results), s.Done)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("fetches = %d, want 1", n)
+	}
+	// A cached launch is not fetched again; a Refresh after the fetch ended is.
+	c.Start(context.Background(), "L1", false, fetch)
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("fetches after a cached start = %d, want 1", n)
+	}
+	e := c.Start(context.Background(), "L1", true, fill(results(1, 10, time.Now())))
+	if s := mustDone(t, e); len(s.Results) != 1 {
+		t.Fatalf("after Refresh: %d results, want 1", len(s.Results))
+	}
+}
+
+func TestPagesAndRestart(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	step := make(chan struct{})
+	e := c.Start(context.Background(), "L1", false, func(_ context.Context, e *labscache.Entry) {
+		e.AddPage(results(2, 10, at), 2, 5, true)
+		<-step
+		// The paging session expired: the search starts again and the first page is void.
+		e.AddPage(results(3, 10, at), 3, 5, true)
+		e.AddPage(results(2, 10, at.Add(100*time.Hour)), 5, 5, false)
+		e.Finish(labscache.Final{})
+	})
+	ctx := context.Background()
+	if err := e.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := e.Snapshot()
+	if s.Done || s.Fetched != 2 || s.Total != 5 || len(s.Results) != 2 {
+		t.Fatalf("first page: %+v", s)
+	}
+	close(step)
+	s = mustDone(t, e)
+	if len(s.Results) != 5 || s.Fetched != 5 {
+		t.Fatalf("after restart: %d results, fetched %d; want 5, 5", len(s.Results), s.Fetched)
+	}
+	for i := 1; i < len(s.Results); i++ {
+		if s.Results[i].At.After(s.Results[i-1].At) {
+			t.Fatalf("results are not newest first at %d", i)
+		}
+	}
+	if _, b := c.Stats(); b != 50 {
+		t.Errorf("bytes = %d, want 50 (the void page no longer counted)", b)
+	}
+}
+
+func TestBounds(t *testing.T) {
+	clk := &clock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := labscache.New(labscache.Options{MaxEntries: 2, MaxBytes: 1000, TTL: 10 * time.Minute, Now: clk.now})
+	start := func(id string, n, size int) *labscache.Entry {
+		t.Helper()
+		e := c.Start(context.Background(), id, false, fill(results(n, size, clk.now())))
+		mustDone(t, e)
+		clk.add(time.Second)
+		return e
+	}
+	start("A", 2, 100)
+	start("B", 2, 100)
+	if c.Get("A") == nil {
+		t.Fatal("A evicted too early")
+	}
+	clk.add(time.Second)
+	start("C", 2, 100) // Three launches: B, the least recently used, goes.
+	if c.Get("B") != nil || c.Get("A") == nil || c.Get("C") == nil {
+		t.Fatal("entry bound: want A and C kept, B evicted")
+	}
+	start("D", 8, 100) // 800 bytes: the others go to stay within 1000.
+	if n, b := c.Stats(); b > 1000 || c.Get("D") == nil {
+		t.Fatalf("byte bound: %d entries, %d bytes; D kept: %v", n, b, c.Get("D") != nil)
+	}
+	start("E", 20, 100) // Larger than the whole bound: not kept at all.
+	if c.Get("E") != nil {
+		t.Fatal("an entry larger than the bound was kept")
+	}
+	if _, b := c.Stats(); b > 1000 {
+		t.Fatalf("bytes = %d over the bound", b)
+	}
+	clk.add(11 * time.Minute)
+	if c.Get("D") != nil {
+		t.Fatal("entry kept past its TTL")
+	}
+	if n, b := c.Stats(); n != 0 || b != 0 {
+		t.Fatalf("after expiry: %d entries, %d bytes", n, b)
+	}
+}
+
+func TestForgetCancelsFetch(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	cancelled := make(chan struct{})
+	c.Start(context.Background(), "L1", false, func(ctx context.Context, e *labscache.Entry) {
+		<-ctx.Done()
+		close(cancelled)
+		e.Finish(labscache.Final{Err: ctx.Err()})
+	})
+	c.Forget("L1")
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Forget did not cancel the fetch")
+	}
+	if c.Get("L1") != nil {
+		t.Fatal("entry still cached after Forget")
+	}
+}
+
+func TestDropLeavesANewerEntry(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	old := c.Start(context.Background(), "L1", false, fill(results(1, 10, time.Now())))
+	mustDone(t, old)
+	newer := c.Start(context.Background(), "L1", true, fill(results(2, 10, time.Now())))
+	mustDone(t, newer)
+	old.Drop()
+	if c.Get("L1") != newer {
+		t.Fatal("dropping an old entry removed the newer one")
+	}
+	newer.Drop()
+	if c.Get("L1") != nil {
+		t.Fatal("Drop left the entry cached")
+	}
+}

@@ -1,0 +1,477 @@
+package labsview
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"smartlabs/components/labs"
+	"smartlabs/server/fhir"
+)
+
+// Result is one result mapped for the views: its row, plus what filters,
+// grouping and charts compute on.
+type Result struct {
+	Row labs.Row
+	// At is the collection time, zero when absent.
+	At time.Time
+	// Key groups results of one analyte: the LOINC code, else a hash of the name.
+	Key string
+	// Num is the value as a number when HasNum (a quantity sent without comparator).
+	Num    float64
+	HasNum bool
+	// Low and High bound the first reference range numerically, nil when open.
+	Low, High *float64
+	// Members are the ids of the results this one groups (hasMember); when it
+	// has members and no value of its own it is a panel, not an analyte.
+	Members []string
+	// DerivedFrom are the ids of the results this one was derived from.
+	DerivedFrom []string
+	// Panel is true for a grouping result without a value of its own.
+	Panel bool
+	// Size estimates the bytes the result holds, for the cache's bound.
+	Size int
+}
+
+// loincCode is the shape of a LOINC code; other codes are hashed into keys.
+var loincCode = regexp.MustCompile(`^[0-9]{1,10}-[0-9]$`)
+
+// Results maps Observations to results, newest first (as Rows orders them).
+// Entered-in-error results are left out.
+func Results(obs []fhir.Observation, loc *time.Location) []Result {
+	if loc == nil {
+		loc = time.UTC
+	}
+	out := make([]Result, 0, len(obs))
+	for i := range obs {
+		o := &obs[i]
+		// Entered-in-error results must never be shown, even if a caller forgot to drop them.
+		if o.Status == "entered-in-error" {
+			continue
+		}
+		out = append(out, result(o, loc))
+	}
+	SortByDate(out)
+	return out
+}
+
+// SortByDate orders results newest first, then by name; results without a time come last.
+func SortByDate(rs []Result) {
+	slices.SortStableFunc(rs, func(a, b Result) int {
+		switch {
+		case a.At.IsZero() != b.At.IsZero():
+			if a.At.IsZero() {
+				return 1
+			}
+			return -1
+		case !a.At.Equal(b.At):
+			return b.At.Compare(a.At)
+		default:
+			return strings.Compare(a.Row.Name, b.Row.Name)
+		}
+	})
+}
+
+func result(o *fhir.Observation, loc *time.Location) Result {
+	r := Result{Row: row(o, loc), At: o.Effective, Key: analyteKey(o)}
+	if !r.At.IsZero() && !o.EffectiveDateOnly {
+		r.At = r.At.In(loc)
+	}
+	if o.Absent == nil && o.Value.Kind == fhir.ValueQuantity && o.Value.Quantity.ValueText != "" && o.Value.Quantity.Comparator == "" {
+		r.Num, r.HasNum = o.Value.Quantity.Value, true
+	}
+	if len(o.Ranges) > 0 {
+		rg := o.Ranges[0]
+		if rg.Low != nil && rg.Low.ValueText != "" {
+			v := rg.Low.Value
+			r.Low = &v
+		}
+		if rg.High != nil && rg.High.ValueText != "" {
+			v := rg.High.Value
+			r.High = &v
+		}
+	}
+	r.Members = refIDs(o.HasMember)
+	r.DerivedFrom = refIDs(o.DerivedFrom)
+	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
+	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 200
+	return r
+}
+
+// refIDs keeps the ids of Observation references ("Observation/123" -> "123").
+func refIDs(refs []string) []string {
+	var out []string
+	for _, ref := range refs {
+		if id, ok := strings.CutPrefix(ref, "Observation/"); ok && id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// analyteKey is the LOINC code when there is one, else a hash of the test name
+// (case-insensitive), so the key is always safe in a URL path.
+func analyteKey(o *fhir.Observation) string {
+	if loincCode.MatchString(o.LOINC) {
+		return o.LOINC
+	}
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(conceptName(o.Code)))))
+	return "n" + hex.EncodeToString(sum[:8])
+}
+
+// rowSize estimates the bytes a row's strings take.
+func rowSize(r *labs.Row) int {
+	n := len(r.ID) + len(r.Name) + len(r.Value) + len(r.Unit) + len(r.Absent) + len(r.Range) +
+		len(r.FlagText) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
+	for _, c := range r.Components {
+		n += len(c.Name) + len(c.Value) + len(c.Unit) + len(c.Absent) + len(c.Range) + len(c.FlagText) + 120
+	}
+	return n
+}
+
+// Filter query limits and choices.
+const maxQueryRunes = 100
+
+var (
+	statusRe = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
+	// statusOrder is the order statuses are offered in.
+	statusOrder = []string{"final", "preliminary", "corrected", "amended", "registered", "cancelled", "unknown"}
+)
+
+// ParseFilter reads the filter from a URL query. Anything not understood is
+// ignored (the default applies), so a hand-edited URL still shows a view.
+func ParseFilter(q url.Values) labs.Filter {
+	var f labs.Filter
+	switch r := q.Get("range"); r {
+	case "7d", "30d", "1y":
+		f.Range = r
+	}
+	text := strings.TrimSpace(q.Get("q"))
+	if utf8.RuneCountInString(text) > maxQueryRunes {
+		text = string([]rune(text)[:maxQueryRunes])
+	}
+	f.Query = text
+	switch q.Get("abnormal") {
+	case "1", "true", "on":
+		f.Abnormal = true
+	}
+	if s := q.Get("status"); statusRe.MatchString(s) {
+		f.Status = s
+	}
+	if q.Get("sort") == "name" {
+		f.Sort = "name"
+	}
+	return f
+}
+
+// ParseMode reads the "view" parameter: "all" lists every result, anything else is the summary.
+func ParseMode(q url.Values) labs.Mode {
+	if q.Get("view") == "all" {
+		return labs.ModeList
+	}
+	return labs.ModeSummary
+}
+
+// since is the start of a date preset before now; zero for all time.
+func since(rng string, now time.Time) time.Time {
+	switch rng {
+	case "7d":
+		return now.AddDate(0, 0, -7)
+	case "30d":
+		return now.AddDate(0, 0, -30)
+	case "1y":
+		return now.AddDate(-1, 0, 0)
+	}
+	return time.Time{}
+}
+
+// Apply keeps the results that pass f's period, text and status (and, when
+// abnormalRows is set, its abnormal-only switch), in f's order. rs must be
+// newest first; it is not changed.
+func Apply(rs []Result, f labs.Filter, now time.Time, abnormalRows bool) []Result {
+	from := since(f.Range, now)
+	q := strings.ToLower(f.Query)
+	out := make([]Result, 0, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		if !from.IsZero() && (r.At.IsZero() || r.At.Before(from)) {
+			continue
+		}
+		if f.Status != "" && r.Row.Status != f.Status {
+			continue
+		}
+		if q != "" && !strings.Contains(strings.ToLower(r.Row.Name), q) && !strings.Contains(r.Key, q) {
+			continue
+		}
+		if abnormalRows && f.Abnormal && !flagged(&r.Row) {
+			continue
+		}
+		out = append(out, *r)
+	}
+	if f.Sort == "name" {
+		slices.SortStableFunc(out, func(a, b Result) int {
+			return strings.Compare(strings.ToLower(a.Row.Name), strings.ToLower(b.Row.Name))
+		})
+	}
+	return out
+}
+
+// RowsOf returns the rows of rs.
+func RowsOf(rs []Result) []labs.Row {
+	out := make([]labs.Row, 0, len(rs))
+	for i := range rs {
+		out = append(out, rs[i].Row)
+	}
+	return out
+}
+
+// Statuses lists the distinct statuses in rs, in a fixed clinical order, for the status filter.
+func Statuses(rs []Result) []string {
+	seen := map[string]bool{}
+	for i := range rs {
+		seen[rs[i].Row.Status] = true
+	}
+	var out []string
+	for _, s := range statusOrder {
+		if seen[s] {
+			out = append(out, s)
+			delete(seen, s)
+		}
+	}
+	var rest []string
+	for s := range seen {
+		if s != "" {
+			rest = append(rest, s)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+// flagged reports whether a row or any of its components has a flag.
+func flagged(r *labs.Row) bool {
+	if r.Flag != labs.FlagNone {
+		return true
+	}
+	for _, c := range r.Components {
+		if c.Flag != labs.FlagNone {
+			return true
+		}
+	}
+	return false
+}
+
+// critical reports whether a row or any of its components has a critical flag.
+func critical(r *labs.Row) bool {
+	isCrit := func(f labs.Flag) bool {
+		return f == labs.FlagCriticalHigh || f == labs.FlagCriticalLow || f == labs.FlagCriticalOther
+	}
+	if isCrit(r.Flag) {
+		return true
+	}
+	for _, c := range r.Components {
+		if isCrit(c.Flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// SparkPoints is how many of the newest results a sparkline shows.
+const SparkPoints = 20
+
+// SummaryOf builds the one-line-per-analyte summary of rs (already filtered,
+// newest first, any order of f.Sort). Every analyte in rs gets exactly one
+// line; with f.Abnormal only those whose latest result is abnormal. Lines link
+// to their drill-down under base.
+func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
+	byDate := rs
+	if f.Sort == "name" {
+		byDate = slices.Clone(rs)
+		SortByDate(byDate)
+	}
+	// A result's panel: the grouping result that lists it as a member, or that it derives from.
+	panelOf := map[string]string{}
+	panels := map[string]string{}
+	for i := range byDate {
+		if len(byDate[i].Members) > 0 {
+			panels[byDate[i].Row.ID] = byDate[i].Row.Name
+			for _, m := range byDate[i].Members {
+				if _, ok := panelOf[m]; !ok {
+					panelOf[m] = byDate[i].Row.Name
+				}
+			}
+		}
+	}
+	for i := range byDate {
+		for _, d := range byDate[i].DerivedFrom {
+			if name, ok := panels[d]; ok {
+				if _, set := panelOf[byDate[i].Row.ID]; !set {
+					panelOf[byDate[i].Row.ID] = name
+				}
+			}
+		}
+	}
+
+	type acc struct {
+		line    labs.AnalyteLine
+		latest  *Result
+		prev    *Result
+		at      time.Time
+		numeric []*Result
+	}
+	var order []string
+	groups := map[string]*acc{}
+	for i := range byDate {
+		r := &byDate[i]
+		if r.Panel {
+			continue
+		}
+		a := groups[r.Key]
+		if a == nil {
+			a = &acc{latest: r, at: r.At}
+			a.line = labs.AnalyteLine{
+				Key: r.Key, Name: r.Row.Name, Latest: r.Row,
+				URL: labs.AnalyteURL(base, r.Key, labs.ModeSummary, f),
+			}
+			groups[r.Key] = a
+			order = append(order, r.Key)
+		} else if a.prev == nil {
+			a.prev = r
+		}
+		a.line.Count++
+		if r.HasNum && len(a.numeric) < SparkPoints {
+			a.numeric = append(a.numeric, r)
+		}
+	}
+
+	s := &labs.Summary{}
+	byPanel := map[string][]labs.AnalyteLine{}
+	var panelNames []string
+	for _, k := range order {
+		a := groups[k]
+		if f.Abnormal && !flagged(&a.latest.Row) {
+			continue
+		}
+		if a.prev != nil {
+			prev := a.prev.Row
+			a.line.Previous = &prev
+			a.line.Delta, a.line.Dir = delta(a.latest, a.prev)
+		}
+		a.line.Spark = chartOf(a.numeric, a.latest)
+		if critical(&a.latest.Row) {
+			s.Pinned = append(s.Pinned, a.line)
+			continue
+		}
+		name := panelOf[a.latest.Row.ID]
+		if _, ok := byPanel[name]; !ok && name != "" {
+			panelNames = append(panelNames, name)
+		}
+		byPanel[name] = append(byPanel[name], a.line)
+	}
+	slices.Sort(panelNames)
+	for _, n := range panelNames {
+		s.Groups = append(s.Groups, labs.Group{Name: n, Lines: sortLines(byPanel[n], f.Sort)})
+	}
+	if lines := byPanel[""]; len(lines) > 0 {
+		s.Groups = append(s.Groups, labs.Group{Lines: sortLines(lines, f.Sort)})
+	}
+	s.Pinned = sortLines(s.Pinned, f.Sort)
+	return s
+}
+
+// sortLines orders lines by name, or keeps them newest first (their order of
+// arrival from a newest-first list).
+func sortLines(lines []labs.AnalyteLine, sort string) []labs.AnalyteLine {
+	if sort == "name" {
+		slices.SortStableFunc(lines, func(a, b labs.AnalyteLine) int {
+			return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+		})
+	}
+	return lines
+}
+
+// chartOf is the chart of numeric results given newest first; the band is the latest result's range.
+func chartOf(newestFirst []*Result, latest *Result) labs.Chart {
+	c := labs.Chart{Unit: latest.Row.Unit}
+	for i := len(newestFirst) - 1; i >= 0; i-- {
+		r := newestFirst[i]
+		c.Points = append(c.Points, labs.Point{At: r.At, Label: r.Row.Collected, Value: r.Num, Text: r.Row.Value, Flag: pointFlag(&r.Row)})
+	}
+	if len(newestFirst) > 0 {
+		ref := newestFirst[0]
+		c.Low, c.High = ref.Low, ref.High
+		if c.Unit == "" {
+			c.Unit = ref.Row.Unit
+		}
+	}
+	return c
+}
+
+// pointFlag is the flag a chart point shows.
+func pointFlag(r *labs.Row) labs.Flag { return r.Flag }
+
+// delta is latest minus previous as text with the decimals sent, and its direction.
+// It is empty when either value is not a plain number or their units differ.
+func delta(latest, prev *Result) (string, labs.Direction) {
+	if !latest.HasNum || !prev.HasNum || latest.Row.Unit != prev.Row.Unit {
+		return "", labs.DirNone
+	}
+	dec := max(decimals(latest.Row.Value), decimals(prev.Row.Value))
+	d := latest.Num - prev.Num
+	scale := math.Pow(10, float64(dec))
+	d = math.Round(d*scale) / scale
+	text := strconv.FormatFloat(math.Abs(d), 'f', dec, 64)
+	switch {
+	case d > 0:
+		return "+" + text, labs.DirUp
+	case d < 0:
+		return "\u2212" + text, labs.DirDown
+	default:
+		return text, labs.DirSame
+	}
+}
+
+// decimals counts the digits after the decimal point of a number as sent.
+func decimals(s string) int {
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return len(s) - i - 1
+	}
+	return 0
+}
+
+// AnalyteOf builds the drill-down of the analyte key from rs (newest first),
+// or nil when no result has that key. from and f say where Back returns to.
+func AnalyteOf(rs []Result, key, base string, from labs.Mode, f labs.Filter) *labs.Analyte {
+	var hist []*Result
+	for i := range rs {
+		if rs[i].Key == key && !rs[i].Panel {
+			hist = append(hist, &rs[i])
+		}
+	}
+	if len(hist) == 0 {
+		return nil
+	}
+	a := &labs.Analyte{
+		Key: key, Name: hist[0].Row.Name, Unit: hist[0].Row.Unit, Range: hist[0].Row.Range,
+		BackURL: labs.PageURL(base, from, f),
+	}
+	var numeric []*Result
+	for _, r := range hist {
+		a.Rows = append(a.Rows, r.Row)
+		if r.HasNum {
+			numeric = append(numeric, r)
+		}
+	}
+	if len(numeric) > 0 {
+		a.Chart = chartOf(numeric, numeric[0])
+	}
+	return a
+}
