@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 export SMARTLABS_REQUIRE_BROWSER ?= 1
+export SMARTLABS_REQUIRE_REDIS ?= 1
 FUZZTIME ?= 15s
 
 .DEFAULT_GOAL := help
@@ -55,4 +56,19 @@ demo: ## Run the app with its EHR simulator.
 .PHONY: screenshots
 screenshots: ## Re-take the README screenshots from the real app in headless Chromium.
 	mkdir -p components/testdata/screenshots
-	SMARTLABS_SCREENSHOTS=$(CURDIR)/components/testdata/screenshots $(GO) test ./server/e2e -count=1 -run 'TestEHRLaunchInCrossSiteFrame'
+	SMARTLABS_SCREENSHOTS=$(CURDIR)/components/testdata/screenshots $(GO) test ./server/e2e -count=1 -run 'TestEHRLaunchInCrossSiteFrame|TestSummaryDrillDownAndBack|TestAccessibility'
+
+.PHONY: bench
+bench: ## Micro-benchmarks on one core: decode, view model and render of 100-20,000 results.
+	$(GO) test ./server/bench ./server/fhir -run '^$$' -bench . -benchmem -cpu 1 -count 1
+
+.PHONY: bench-e2e
+bench-e2e: ## End-to-end benchmark in headless Chromium vs the sequential limit and a fhirclient SPA (writes server/bench/bench-e2e.md).
+	cd server/bench/spa && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run --silent build
+	SMARTLABS_BENCH_E2E=1 SMARTLABS_BENCH_OUT=$(CURDIR)/server/bench/bench-e2e.md $(GO) test ./server/bench/e2e -run '^TestBenchE2E$$' -count=1 -v -timeout 10m
+	@cat server/bench/bench-e2e.md
+
+.PHONY: load
+load: ## Server overhead and throughput under a Go load generator, memory and Redis stores (writes server/bench/load.md).
+	SMARTLABS_BENCH_LOAD=1 SMARTLABS_LOAD_OUT=$(CURDIR)/server/bench/load.md $(GO) test ./server/bench/load -run '^TestLoad$$' -count=1 -v -timeout 10m
+	@cat server/bench/load.md

@@ -15,17 +15,20 @@ import (
 
 var labsPathRe = regexp.MustCompile(`^/l/[A-Za-z0-9_-]{22}$`)
 
-// mustLaunch runs a full EHR launch for the patient and returns the labs document.
+// mustLaunch runs a full EHR launch for the patient, waits until every page
+// of results has arrived (following the page's progress polls), and returns
+// the launch's response and its "All results" page, which lists every result.
 func mustLaunch(t testing.TB, h *harness, b *browser, p ehrsim.PatientInfo) (*http.Response, *goquery.Document) {
 	t.Helper()
-	resp, doc, body := b.get(h.LaunchURL(p.ID))
+	resp, doc, _ := b.get(h.LaunchURL(p.ID))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("launch ended with %d at %s: %s", resp.StatusCode, resp.Request.URL, text(doc, "error-message"))
 	}
 	if !labsPathRe.MatchString(resp.Request.URL.Path) {
 		t.Fatalf("launch ended at %s, want /l/{launch id}", resp.Request.URL.Path)
 	}
-	_ = body
+	mustFollowPolls(t, b, h.AppURL, doc)
+	_, doc, _ = b.get(resp.Request.URL.String() + "?view=all")
 	return resp, doc
 }
 
@@ -81,7 +84,7 @@ func TestStandaloneLaunch(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !labsPathRe.MatchString(resp.Request.URL.Path) {
 		t.Fatalf("standalone launch: %d at %s: %s", resp.StatusCode, resp.Request.URL, text(doc, "error-message"))
 	}
-	if doc.Find(`[data-testid="result-row"]`).Length() == 0 {
+	if doc.Find(`[data-testid="summary-line"]`).Length() == 0 {
 		t.Error("standalone launch shows no results")
 	}
 	recs := h.LaunchRecords()

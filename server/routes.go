@@ -14,11 +14,11 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	// Client-sent X-Forwarded-For is never trusted: the IP is the socket's peer.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// Client-sent X-Forwarded-For is trusted only from configured trusted_proxies.
+	e.IPExtractor = s.ipExtractor()
 
 	e.Pre(s.withRequestID)
-	e.Use(s.logRequests, middleware.Recover(), s.securityHeaders)
+	e.Use(s.logRequests, s.observe, middleware.Recover(), s.securityHeaders, s.crossOriginGuard())
 	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
 		Level:   5,
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == "/healthz" || hasPrefix(c, "/static/") },
@@ -30,12 +30,24 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
 
 	// Routes that use the browser session.
-	g := e.Group("", echo.WrapMiddleware(s.sessions.Middleware))
-	g.GET("/launch", s.handleLaunch)
+	g := e.Group("", s.guardHTMX, echo.WrapMiddleware(s.sessions.Middleware))
+	// Plain GET navigations of /launch, /callback and /l/:launch stay open
+	// cross-site: the EHR and the authorization server navigate to them.
+	g.GET("/launch", s.handleLaunch, s.signInRateLimit())
 	g.HEAD("/launch", s.handleLaunchHead)
-	g.GET("/callback", s.handleCallback)
+	// The default redirect path and every issuer's own redirect_path (one per
+	// organisation) share one handler and one rate limit.
+	callbackLimit := s.signInRateLimit()
+	for _, p := range s.cfg.RedirectPaths() {
+		g.GET(p, s.handleCallback, callbackLimit)
+	}
 	g.GET("/l/:launch", s.handleLabsPage)
-	g.GET("/l/:launch/labs", s.handleLabsFragment)
+	g.GET("/l/:launch/a/:key", s.handleAnalytePage)
+	g.GET("/l/:launch/theme.css", s.handleTheme)
+	// HTMX and state-changing routes need the anti-forgery header and a same-origin Sec-Fetch-Site.
+	g.GET("/l/:launch/labs", s.handleLabsFragment, s.requireHTMX)
+	g.POST("/l/:launch/logout", s.handleLogout, s.requireAntiForgery)
+	e.GET(signedOutPath, s.handleSignedOut)
 
 	e.RouteNotFound("/*", func(c echo.Context) error { return echo.NewHTTPError(http.StatusNotFound) })
 	return e

@@ -20,8 +20,10 @@ func TestTokensNeverReachTheBrowser(t *testing.T) {
 	b := newBrowser(t)
 	resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 	b.headers.Set("HX-Request", "true")
+	b.headers.Set("X-Smartlabs-CSRF", "1")
 	b.get(resp.Request.URL.String() + "/labs")
 	b.headers.Del("HX-Request")
+	b.headers.Del("X-Smartlabs-CSRF")
 
 	secrets := h.Secrets()
 	for _, ex := range b.exchanges() {
@@ -107,7 +109,8 @@ func TestHTMLInjection(t *testing.T) {
 	var found bool
 	for _, p := range h.Sim.Patients() {
 		b := newBrowser(t)
-		_, doc, body := b.get(h.LaunchURL(p.ID))
+		resp, _ := mustLaunch(t, h, b, p)
+		_, doc, body := b.get(resp.Request.URL.String() + "?view=all")
 		if strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 			found = true
 		}
@@ -130,7 +133,8 @@ func TestHTMXFragment(t *testing.T) {
 	b := newBrowser(t)
 	resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 	b.headers.Set("HX-Request", "true")
-	r, doc, body := b.get(resp.Request.URL.String() + "/labs")
+	b.headers.Set("X-Smartlabs-CSRF", "1")
+	r, doc, body := b.get(resp.Request.URL.String() + "/labs?view=all")
 	if r.StatusCode != 200 {
 		t.Fatalf("fragment status %d", r.StatusCode)
 	}

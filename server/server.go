@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"smartlabs/components/layout"
 	"smartlabs/server/config"
 	"smartlabs/server/keys"
+	"smartlabs/server/labscache"
+	"smartlabs/server/metrics"
 	"smartlabs/server/session"
 	"smartlabs/server/smart"
 	"smartlabs/static"
@@ -31,7 +34,12 @@ type Deps struct {
 	// HTTPClient carries every FHIR request (one pooled transport).
 	HTTPClient *http.Client
 	// Keys holds the private_key_jwt key of each issuer that uses one, by configured iss.
-	Keys    map[string]*keys.Key
+	Keys map[string]*keys.Key
+	// PublishedKeys are public keys served in the JWKS beside those of Keys:
+	// the next key before it is used, the retired key until it is no longer in flight.
+	PublishedKeys []*keys.PublicKey
+	// Metrics, when not nil, receives launch and session store counts.
+	Metrics *metrics.Metrics
 	Version string
 	Now     func() time.Time
 }
@@ -45,12 +53,19 @@ type Server struct {
 	smart    *smart.Client
 	http     *http.Client
 	keys     map[string]*keys.Key
+	extra    []*keys.PublicKey
+	metrics  *metrics.Metrics
 	version  string
 	now      func() time.Time
 	loc      *time.Location
 	csp      string
 	hsts     bool
 	echo     *echo.Echo
+	// labsCache holds each launch's results in memory for filters and drill-downs;
+	// Forget(launchID) purges one when its launch ends.
+	labsCache *labscache.Cache
+	// themes caches the stylesheets made from EHR style documents.
+	themes themeCache
 }
 
 // New wires a Server. It does no I/O.
@@ -58,6 +73,7 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, log: d.Logger, audit: d.Audit, sessions: d.Sessions, smart: d.SMART,
 		http: d.HTTPClient, keys: d.Keys, version: d.Version, now: d.Now,
+		extra: d.PublishedKeys, metrics: d.Metrics,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -74,6 +90,7 @@ func New(d Deps) *Server {
 			s.loc = loc
 		}
 	}
+	s.labsCache = labscache.New(labscache.Options{TTL: d.Config.Session.IdleTimeout, Now: s.now})
 	s.csp = contentSecurityPolicy(d.Config.FrameAncestors)
 	s.hsts = strings.HasPrefix(d.Config.PublicURL, "https://")
 	s.echo = s.routes()
@@ -111,7 +128,8 @@ func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") =
 
 // handleHealthz handles "GET /healthz".
 func (s *Server) handleHealthz(c echo.Context) error {
-	return c.String(http.StatusOK, "ok "+s.version+"\n")
+	// One line for operators: what runs, built from which commit, with which Go.
+	return c.String(http.StatusOK, "ok "+ReadBuildInfo(s.version).String()+"\n")
 }
 
 // handleReadyz handles "GET /readyz": ready only when the session store answers.
@@ -127,25 +145,19 @@ func (s *Server) handleReadyz(c echo.Context) error {
 
 // handleJWKS handles "GET /.well-known/jwks.json": the public keys used for private_key_jwt.
 func (s *Server) handleJWKS(c echo.Context) error {
-	ks := make([]*keys.Key, 0, len(s.keys))
+	ps := make([]*keys.PublicKey, 0, len(s.keys)+len(s.extra))
 	for _, is := range s.cfg.Issuers {
 		if k := s.keys[is.ISS]; k != nil {
-			ks = append(ks, k)
+			ps = append(ps, k.Public())
 		}
 	}
-	// Let key-set caches (Epic keeps them for hours) pick up a rotation within an hour.
-	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=3600")
-	return c.Blob(http.StatusOK, "application/json", keys.JWKS(dedupeKeys(ks)...))
+	ps = append(ps, s.extra...)
+	// Epic caches a key set up to 29 h unless Cache-Control says less; one hour
+	// bounds how long a rotation step must wait for every EHR to see the new set.
+	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(JWKSMaxAge/time.Second)))
+	return c.Blob(http.StatusOK, "application/json", keys.JWKSOf(ps...))
 }
 
-func dedupeKeys(ks []*keys.Key) []*keys.Key {
-	seen := map[string]bool{}
-	out := ks[:0]
-	for _, k := range ks {
-		if !seen[k.KeyID()] {
-			seen[k.KeyID()] = true
-			out = append(out, k)
-		}
-	}
-	return out
-}
+// JWKSMaxAge is the Cache-Control max-age of /.well-known/jwks.json: the
+// least time to wait between publishing a key and signing with it.
+const JWKSMaxAge = time.Hour

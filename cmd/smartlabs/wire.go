@@ -12,15 +12,14 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/alexedwards/scs/goredisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"smartlabs/server"
 	"smartlabs/server/config"
 	"smartlabs/server/keys"
+	"smartlabs/server/metrics"
 	"smartlabs/server/session"
 	"smartlabs/server/smart"
 )
@@ -56,12 +55,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("listen: %w", err)
 	}
 	fmt.Fprintf(stdout, "smartlabs %s listening on %s (public URL %s)\n", version(), ln.Addr(), cfg.PublicURL)
-	return serveUntilDone(ctx, ln, app.handler)
+	if cfg.MetricsListen == "" {
+		return serveUntilDone(ctx, ln, app.handler)
+	}
+	return serveWithMetrics(ctx, ln, app, cfg.MetricsListen, stdout)
 }
 
 // app is a wired server and what must be closed with it.
 type app struct {
 	handler http.Handler
+	// metrics is nil unless metrics_listen is set.
+	metrics *metrics.Metrics
 	closers []func()
 }
 
@@ -94,22 +98,26 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 		}
 		ks[is.ISS] = k
 	}
+	published, keyProblems := loadPublishedKeys(cfg)
+	problems = append(problems, keyProblems...)
 	if len(problems) > 0 {
 		return nil, &config.ValidationError{Problems: problems}
+	}
+	if cfg.MetricsListen != "" {
+		a.metrics = newMetrics(cfg)
 	}
 
 	var store scs.Store
 	var kv session.KV
 	switch cfg.Session.Store {
 	case "redis":
-		opt, err := redis.ParseURL(cfg.Session.RedisURL.Value())
+		// One client for both stores, so /readyz's KV ping also vouches for the scs store.
+		rc, err := session.NewRedisClient(cfg.Session.RedisURL.Value())
 		if err != nil {
 			return nil, &config.ValidationError{Problems: []string{"session.redis_url: not a valid Redis URL"}}
 		}
-		rc := redis.NewClient(opt)
 		a.closers = append(a.closers, func() { rc.Close() })
-		store = goredisstore.NewWithPrefix(rc, "smartlabs:scs:")
-		kv = session.NewRedisKV(rc, "smartlabs:kv:")
+		store, kv = session.NewRedisStores(rc)
 	default:
 		ms := memstore.New()
 		mkv := session.NewMemoryKV()
@@ -124,19 +132,24 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 		IdleTimeout: cfg.Session.IdleTimeout, Lifetime: cfg.Session.Lifetime,
 		ScsStore: store, KV: kv,
 		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			a.metrics.SessionStoreError()
 			srv.StoreError(w, r, err)
 		},
 	})
 	hc := newHTTPClient()
+	// Every FHIR and token request is measured (latency, outcome) on its way out.
+	hc.Transport = a.metrics.Transport(hc.Transport)
 	srv = server.New(server.Deps{
-		Config:     cfg,
-		Logger:     logger,
-		Audit:      server.NewAudit(audit),
-		Sessions:   sessions,
-		SMART:      smart.NewClient(smart.Options{HTTPClient: hc, DiscoveryTTL: cfg.FHIR.DiscoveryTTL}),
-		HTTPClient: hc,
-		Keys:       ks,
-		Version:    version(),
+		Config:        cfg,
+		Logger:        logger,
+		Audit:         server.NewAudit(audit),
+		Sessions:      sessions,
+		SMART:         smart.NewClient(smart.Options{HTTPClient: hc, DiscoveryTTL: cfg.FHIR.DiscoveryTTL}),
+		HTTPClient:    hc,
+		Keys:          ks,
+		PublishedKeys: published,
+		Metrics:       a.metrics,
+		Version:       version(),
 	})
 	a.handler = srv
 	return a, nil
@@ -195,12 +208,13 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error 
 
 func runKeys(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "new" {
-		return errors.New("usage: smartlabs keys new --out DIR")
+		return errors.New("usage: smartlabs keys new --out DIR [--alg RS384|ES384] [--bits 2048]")
 	}
 	fs := flag.NewFlagSet("keys new", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "directory to write the key files to")
 	bits := fs.Int("bits", 2048, "RSA key size (2048 or more)")
+	alg := fs.String("alg", "RS384", "RS384 (RSA, the default) or ES384 (ECDSA P-384)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -210,11 +224,11 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return err
 	}
-	files, err := keys.WriteNew(*out, *bits)
+	files, err := keys.WriteNewAlg(*out, *alg, *bits)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %+v\n", files)
+	printKeyFiles(stdout, files, *alg)
 	return nil
 }
 

@@ -23,6 +23,13 @@ type Config struct {
 	FHIR FHIR `yaml:"fhir"`
 	// Issuers are the only FHIR servers the app will talk to.
 	Issuers []Issuer `yaml:"issuers"`
+	// TrustedProxies are the CIDRs (or single IPs) of reverse proxies whose
+	// X-Forwarded-For is believed; empty means the socket peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsListen is the address Prometheus /metrics is served on; empty turns metrics off.
+	MetricsListen string `yaml:"metrics_listen"`
+	// BackendServices are separate backend-services registrations checked by `smartlabs doctor --backend`.
+	BackendServices []BackendService `yaml:"backend_services"`
 }
 
 // Session configures where sessions live and how long they last.
@@ -62,6 +69,13 @@ type Issuer struct {
 	// AuthorizePost sends the authorization request as a form POST when the
 	// server advertises "authorize-post" (Epic's recommendation for EHR launch).
 	AuthorizePost bool `yaml:"authorize_post"`
+	// FrameAncestors, when set, replaces the top-level list for this issuer's launches.
+	FrameAncestors []string `yaml:"frame_ancestors"`
+	// RedirectPath, when set, is this issuer's own callback path ("/callback/NAME").
+	RedirectPath string `yaml:"redirect_path"`
+	// ExtraPublicKeys are public key files (jwks.json or certificate PEM) published
+	// in the JWKS beside the private key's, for key rotation.
+	ExtraPublicKeys []string `yaml:"extra_public_keys"`
 }
 
 // Secret is a string that never prints: dumping a config shows "REDACTED".

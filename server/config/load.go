@@ -243,6 +243,8 @@ func (c *Config) Validate() error {
 			add("%s.scopes: separate scopes with single spaces", key)
 		}
 	}
+	p = append(p, c.validateDeployment()...)
+	p = append(p, c.validateTrustedProxies()...)
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}
 	}

@@ -293,6 +293,10 @@ func wantsJSON(r *http.Request) bool {
 func (s *Sim) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w)
 	s.latency(r.Context())
+	if s.Switches().DiscoveryDown {
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	authz, token := s.AuthorizeURL(), s.TokenURL()
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, fhirContentType, map[string]any{

@@ -1,6 +1,7 @@
 package ehrsim
 
 import (
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -49,10 +50,15 @@ func newClientState(c Client) (*clientState, error) {
 	if c.ID == "" {
 		return nil, errors.New("empty ID")
 	}
-	if len(c.RedirectURIs) == 0 {
+	hasKeys := c.JWKSURL != "" || len(c.JWKS) > 0
+	if c.Backend {
+		// Backend services authenticate with a JWT only (SMART Backend Services).
+		if !hasKeys || c.Secret != "" || c.Public {
+			return nil, errors.New("a backend client has keys, no secret and is not public")
+		}
+	} else if len(c.RedirectURIs) == 0 {
 		return nil, errors.New("no redirect URIs")
 	}
-	hasKeys := c.JWKSURL != "" || len(c.JWKS) > 0
 	if c.Public && (c.Secret != "" || hasKeys) {
 		return nil, errors.New("a public client has no secret and no keys")
 	}
@@ -106,7 +112,8 @@ func (c *clientState) key(r *http.Request, hc *http.Client, now time.Time, kid s
 
 func findKey(set *jose.JSONWebKeySet, kid string) *jose.JSONWebKey {
 	for _, k := range set.Key(kid) {
-		if _, ok := k.Key.(*rsa.PublicKey); ok {
+		switch k.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey:
 			return &k
 		}
 	}
@@ -225,23 +232,32 @@ var capabilities = []string{
 func (s *Sim) handleSmartConfiguration(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w)
 	s.latency(r.Context())
+	sw := s.Switches()
+	if sw.DiscoveryDown {
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	pkce := []string{"S256"}
+	if sw.NoS256 {
+		pkce = []string{"plain"}
+	}
 	doc := map[string]any{
 		"issuer":                                s.OAuthIssuer(),
 		"authorization_endpoint":                s.AuthorizeURL(),
 		"token_endpoint":                        s.TokenURL(),
 		"jwks_uri":                              s.OAuthIssuer() + "/jwks",
 		"capabilities":                          capabilities,
-		"code_challenge_methods_supported":      []string{"S256"},
+		"code_challenge_methods_supported":      pkce,
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "private_key_jwt"},
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384"},
-		"grant_types_supported":                            []string{"authorization_code", "refresh_token"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
+		"grant_types_supported":                            []string{"authorization_code", "refresh_token", "client_credentials"},
 		"response_types_supported":                         []string{"code"},
 		"scopes_supported": []string{
 			"openid", "fhirUser", "launch", "launch/patient", "offline_access", "online_access",
 			"patient/Patient.read", "patient/Observation.read", "patient/Patient.rs", "patient/Observation.rs",
 		},
 	}
-	if s.Switches().ResponseISS {
+	if sw.ResponseISS {
 		doc["authorization_response_iss_parameter_supported"] = true
 	}
 	writeJSON(w, http.StatusOK, "application/json", doc)
@@ -294,7 +310,7 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c := s.clients[q.Get("client_id")]
-	if c == nil {
+	if c == nil || c.Backend {
 		// Never redirect for an unknown client: the redirect URI cannot be trusted (RFC 6749 §4.1.2.1).
 		s.authorizeErrorPage(w, "The application is not registered with this EHR.")
 		return
@@ -496,28 +512,63 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := r.PostForm
-	c, oerr := s.authenticateClient(r, form)
+	c, how, oerr := s.authenticateClientHow(r, form)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
 	}
+	markClient(w, c.ID, how.method, how.kid)
 	var resp map[string]any
-	switch form.Get("grant_type") {
-	case "authorization_code":
+	grant := form.Get("grant_type")
+	switch {
+	case c.Backend && grant != "client_credentials":
+		oerr = &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "A backend client may use only client_credentials."}
+	case grant == "authorization_code":
 		resp, oerr = s.exchangeCode(c, form)
-	case "refresh_token":
+	case grant == "refresh_token":
 		resp, oerr = s.exchangeRefresh(c, form)
-	case "":
+	case grant == "client_credentials":
+		resp, oerr = s.clientCredentials(c, how, form)
+	case grant == "":
 		oerr = invalidRequest("grant_type is required.")
 	default:
-		oerr = &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "Only authorization_code and refresh_token are supported."}
+		oerr = &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "Only authorization_code, refresh_token and client_credentials are supported."}
 	}
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
 	}
+	markGrant(w, grant)
 	writeJSON(w, http.StatusOK, "application/json;charset=UTF-8", resp)
 }
+
+// clientAuth is how a token request's client proved itself.
+type clientAuth struct {
+	method string // client_secret_basic, private_key_jwt or none
+	kid    string // the assertion's kid, for private_key_jwt
+}
+
+// authenticateClientHow is authenticateClient that also says how the client authenticated.
+func (s *Sim) authenticateClientHow(r *http.Request, form url.Values) (*clientState, clientAuth, *oauthError) {
+	c, oerr := s.authenticateClient(r, form)
+	if oerr != nil {
+		return nil, clientAuth{}, oerr
+	}
+	switch {
+	case r.Header.Get("Authorization") != "":
+		return c, clientAuth{method: "client_secret_basic"}, nil
+	case form.Get("client_assertion") != "":
+		kid := ""
+		if tok, err := jwt.ParseSigned(form.Get("client_assertion"), assertionAlgs); err == nil && len(tok.Headers) == 1 {
+			kid = tok.Headers[0].KeyID
+		}
+		return c, clientAuth{method: "private_key_jwt", kid: kid}, nil
+	}
+	return c, clientAuth{method: "none"}, nil
+}
+
+// assertionAlgs are the client assertion algorithms accepted, as at Epic.
+var assertionAlgs = []jose.SignatureAlgorithm{jose.RS384, jose.ES384}
 
 // authenticateClient identifies and authenticates the client of a token request.
 func (s *Sim) authenticateClient(r *http.Request, form url.Values) (*clientState, *oauthError) {
@@ -579,15 +630,15 @@ type assertionClaims struct {
 	jwt.Claims
 }
 
-// authenticateAssertion checks a private_key_jwt client assertion (RS384 only).
+// authenticateAssertion checks a private_key_jwt client assertion (RS384 or ES384).
 func (s *Sim) authenticateAssertion(r *http.Request, form url.Values) (*clientState, *oauthError) {
 	if form.Get("client_assertion_type") != jwtBearerType {
 		return nil, invalidClient("Unsupported client_assertion_type.")
 	}
-	// Only RS384 is accepted, as at Epic; an algorithm allow-list also rules out "none" and HMAC confusion.
-	tok, err := jwt.ParseSigned(form.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS384})
+	// Only RS384 and ES384 are accepted, as at Epic; an algorithm allow-list also rules out "none" and HMAC confusion.
+	tok, err := jwt.ParseSigned(form.Get("client_assertion"), assertionAlgs)
 	if err != nil || len(tok.Headers) != 1 {
-		return nil, invalidClient("The client assertion is malformed or not RS384.")
+		return nil, invalidClient("The client assertion is malformed or not RS384/ES384.")
 	}
 	kid := tok.Headers[0].KeyID
 	if kid == "" {
@@ -606,8 +657,9 @@ func (s *Sim) authenticateAssertion(r *http.Request, form url.Values) (*clientSt
 	if err != nil {
 		return nil, invalidClient("No key matches the client assertion.")
 	}
-	if key.Algorithm != "" && key.Algorithm != string(jose.RS384) {
-		return nil, invalidClient("The key is not for RS384.")
+	// The key must be for the algorithm the assertion names, so an RSA key is never used as ES384 or back.
+	if key.Algorithm != "" && key.Algorithm != tok.Headers[0].Algorithm {
+		return nil, invalidClient("The key is not for the assertion's algorithm.")
 	}
 	var claims assertionClaims
 	if err := tok.Claims(key.Key, &claims); err != nil {
@@ -699,6 +751,8 @@ func (s *Sim) exchangeRefresh(c *clientState, form url.Values) (map[string]any, 
 	switch {
 	case g == nil:
 		return nil, invalidGrant("The refresh token is unknown.")
+	case s.switches.RevokeRefresh:
+		return nil, invalidGrant("The refresh token was revoked.")
 	case now.After(g.exp):
 		return nil, invalidGrant("The refresh token has expired.")
 	case g.client != c.ID:
@@ -716,6 +770,43 @@ func (s *Sim) exchangeRefresh(c *clientState, form url.Values) (map[string]any, 
 	// Rotation: the old refresh token stops working once used.
 	delete(s.refresh, old)
 	return s.issueLocked(c, g.patient, g.encounter, g.code, scopes, now), nil
+}
+
+// clientCredentials grants a backend client a system-level token (SMART
+// Backend Services): private_key_jwt only, system/ scopes only, no refresh token.
+func (s *Sim) clientCredentials(c *clientState, how clientAuth, form url.Values) (map[string]any, *oauthError) {
+	if !c.Backend {
+		return nil, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "This client is not registered for client_credentials."}
+	}
+	if how.method != "private_key_jwt" {
+		return nil, invalidClient("client_credentials requires a JWT client assertion.")
+	}
+	var scopes []string
+	for _, sc := range strings.Fields(form.Get("scope")) {
+		if strings.HasPrefix(sc, "system/") && !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	if len(scopes) == 0 {
+		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "Ask for at least one system/ scope."}
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	life := s.switches.TokenLifetime
+	if life <= 0 {
+		life = defaultTokenLife
+	}
+	at := opaqueJWT()
+	s.pruneLocked()
+	// No patient: the token can read no patient's data through this simulator's FHIR API.
+	s.access[at] = &accessGrant{id: randomString(9), client: c.ID, scopes: scopes, exp: now.Add(life)}
+	return map[string]any{
+		"access_token": at,
+		"token_type":   "Bearer",
+		"expires_in":   int(life / time.Second),
+		"scope":        strings.Join(scopes, " "),
+	}, nil
 }
 
 // issueLocked creates an access token (and a refresh token when asked for) and

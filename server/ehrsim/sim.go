@@ -38,6 +38,9 @@ type Client struct {
 	RedirectURIs []string
 	// Public marks a public client: PKCE only, no client authentication.
 	Public bool
+	// Backend registers a backend-services client: only the client_credentials
+	// grant, with private_key_jwt, for system/ scopes; it needs no redirect URI.
+	Backend bool
 }
 
 // Options configure a Sim.
@@ -81,6 +84,14 @@ type Switches struct {
 	NoPatientInToken bool
 	// PageSize is the page size when _count is absent; 0 means 100 (max 1000).
 	PageSize int
+	// NoS256 makes discovery advertise only the "plain" PKCE method, as a
+	// misconfigured server would (authorize still demands S256).
+	NoS256 bool
+	// DiscoveryDown makes smart-configuration and metadata answer 503.
+	DiscoveryDown bool
+	// RevokeRefresh makes every refresh_token grant answer invalid_grant, as
+	// when the EHR revoked the grant or the user's EHR session ended.
+	RevokeRefresh bool
 }
 
 // Request is one entry of the simulator's request log.
@@ -97,6 +108,14 @@ type Request struct {
 	Authorized bool
 	// Status is the response status code.
 	Status int
+	// ClientID is the client a token request authenticated as; empty otherwise.
+	ClientID string
+	// ClientAuth is how it authenticated: client_secret_basic, private_key_jwt or none.
+	ClientAuth string
+	// KeyID is the kid of the private_key_jwt assertion that was accepted.
+	KeyID string
+	// Grant is the grant_type of a successful token request.
+	Grant string
 }
 
 // Sim is the EHR simulator; it is an http.Handler safe for concurrent use.
@@ -230,6 +249,10 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		EpicClientID: r.Header.Get("Epic-Client-ID"),
 		Authorized:   rec.authorized,
 		Status:       rec.status,
+		ClientID:     rec.clientID,
+		ClientAuth:   rec.clientAuth,
+		KeyID:        rec.keyID,
+		Grant:        rec.grant,
 	})
 }
 
@@ -239,6 +262,10 @@ type recorder struct {
 	status      int
 	wroteHeader bool
 	authorized  bool
+	clientID    string
+	clientAuth  string
+	keyID       string
+	grant       string
 }
 
 // WriteHeader records the status code.
@@ -260,6 +287,20 @@ func (r *recorder) Write(b []byte) (int, error) {
 func markAuthorized(w http.ResponseWriter) {
 	if rec, ok := w.(*recorder); ok {
 		rec.authorized = true
+	}
+}
+
+// markClient notes in the request log which client authenticated, how, and with which kid.
+func markClient(w http.ResponseWriter, clientID, method, kid string) {
+	if rec, ok := w.(*recorder); ok {
+		rec.clientID, rec.clientAuth, rec.keyID = clientID, method, kid
+	}
+}
+
+// markGrant notes in the request log the grant of a successful token request.
+func markGrant(w http.ResponseWriter, grant string) {
+	if rec, ok := w.(*recorder); ok {
+		rec.grant = grant
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/rs/zerolog"
 
@@ -58,10 +59,24 @@ type Env struct {
 	SimURL  string
 	AppURL  string
 	Cfg     *config.Config
-	KV      *session.MemoryKV
+	// KV is the memory store's KV; nil when Options.RedisURL is set.
+	KV *session.MemoryKV
+	// Store is the launch-record KV of either kind.
+	Store session.KV
+	// ScsStore is the scs store as wrapped by the session Manager: what it
+	// holds is what a dump of the store shows (hashed keys, ciphertext).
+	ScsStore scs.Store
 	// Logs is the application log, Audit the audit log.
 	Logs  *SyncBuffer
 	Audit *SyncBuffer
+
+	keys  map[string]*keys.Key
+	redis string
+	now   func() time.Time
+	mu    sync.Mutex
+	// saved is the last saved version of each launch record; tokens every token ever saved.
+	saved  map[string]session.Launch
+	tokens []string
 }
 
 // Options change how New wires the app and the simulator.
@@ -72,6 +87,16 @@ type Options struct {
 	Switches ehrsim.Switches
 	// Mutate changes the config before it is finished and validated.
 	Mutate func(*config.Config)
+	// RedisURL, when set, keeps sessions in that Redis (see StartRedis), wired
+	// as `session.store: redis` wires them.
+	RedisURL string
+	// Now is the clock of the app and, unless SimNow is set, of the simulator; nil means time.Now.
+	Now func() time.Time
+	// SimNow is the simulator's own clock, so a test can make the EHR's time run ahead of the app's.
+	SimNow func() time.Time
+	// WrapStores, when set, wraps the scs store and the KV the app uses, so a
+	// test can make the store fail mid-session.
+	WrapStores func(scs.Store, session.KV) (scs.Store, session.KV)
 }
 
 // ClientID is the app's client id at the simulator.
@@ -83,7 +108,11 @@ const ClientSecret = "s3cr3t+/=value"
 // New starts the app and the simulator; both stop when the test ends.
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
-	h := &Env{t: t, Logs: &SyncBuffer{}, Audit: &SyncBuffer{}}
+	h := &Env{t: t, Logs: &SyncBuffer{}, Audit: &SyncBuffer{}, redis: opts.RedisURL, saved: map[string]session.Launch{}, now: opts.Now}
+	simNow := opts.SimNow
+	if simNow == nil {
+		simNow = opts.Now
+	}
 
 	appLn := mustListen(t)
 	simLn := mustListen(t)
@@ -114,7 +143,7 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	sim, err := ehrsim.New(ehrsim.Options{
 		BaseURL: h.SimURL, AppLaunchURL: h.AppURL + "/launch",
-		Clients: []ehrsim.Client{client}, Switches: opts.Switches,
+		Clients: []ehrsim.Client{client}, Switches: opts.Switches, Now: simNow,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +151,10 @@ func New(t testing.TB, opts Options) *Env {
 	h.Sim = sim
 	issuer.ISS = sim.ISS()
 	h.Cfg.Issuers = []config.Issuer{issuer}
+	if opts.RedisURL != "" {
+		h.Cfg.Session.Store = "redis"
+		h.Cfg.Session.RedisURL = config.Secret(opts.RedisURL)
+	}
 	if opts.Mutate != nil {
 		opts.Mutate(h.Cfg)
 	}
@@ -138,29 +171,95 @@ func New(t testing.TB, opts Options) *Env {
 		}
 	}
 
-	h.KV = session.NewMemoryKV()
-	t.Cleanup(h.KV.Close)
-	ms := memstore.New()
+	h.keys = ks
+	var store scs.Store
+	if opts.RedisURL != "" {
+		store, h.Store = h.redisStores()
+	} else {
+		h.KV = session.NewMemoryKV()
+		t.Cleanup(h.KV.Close)
+		store, h.Store = memstore.New(), h.KV
+	}
+	appStore, appKV := store, h.Store
+	if opts.WrapStores != nil {
+		appStore, appKV = opts.WrapStores(store, h.Store)
+	}
+	srv := h.newServer(appStore, appKV)
+	h.Handler = srv
+	serve(t, appLn, srv)
+	serve(t, simLn, sim)
+	return h
+}
+
+// redisStores connects a new client to the Env's Redis, as one replica does.
+func (h *Env) redisStores() (scs.Store, session.KV) {
+	h.t.Helper()
+	rc, err := session.NewRedisClient(h.redis)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { rc.Close() })
+	return session.NewRedisStores(rc)
+}
+
+// newServer wires one app instance on the given stores.
+func (h *Env) newServer(store scs.Store, kv session.KV) *server.Server {
 	var srv *server.Server
 	sessions := session.NewManager(session.Options{
-		IdleTimeout: 15 * time.Minute, Lifetime: 8 * time.Hour, ScsStore: ms, KV: h.KV,
-		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) { srv.StoreError(w, r, err) },
+		IdleTimeout: h.Cfg.Session.IdleTimeout, Lifetime: h.Cfg.Session.Lifetime, ScsStore: store, KV: kv, Now: h.now,
+		ErrorFunc:   func(w http.ResponseWriter, r *http.Request, err error) { srv.StoreError(w, r, err) },
+		SavedLaunch: h.recordLaunch,
 	})
+	if h.ScsStore == nil {
+		h.ScsStore = store
+	}
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	srv = server.New(server.Deps{
 		Config:     h.Cfg,
 		Logger:     zerolog.New(h.Logs),
 		Audit:      server.NewAudit(zerolog.New(h.Audit)),
 		Sessions:   sessions,
-		SMART:      smart.NewClient(smart.Options{HTTPClient: hc}),
+		SMART:      smart.NewClient(smart.Options{HTTPClient: hc, Now: h.now}),
 		HTTPClient: hc,
-		Keys:       ks,
+		Keys:       h.keys,
 		Version:    "test",
+		Now:        h.now,
 	})
-	h.Handler = srv
-	serve(t, appLn, srv)
-	serve(t, simLn, sim)
-	return h
+	return srv
+}
+
+// Replica is a second app instance sharing the Env's Redis and simulator,
+// as a replica behind a load balancer: same config and public URL, its own
+// port, its own Redis client.
+type Replica struct {
+	// URL reaches this instance; cookies for localhost reach it too, since
+	// browsers do not tell ports apart for cookies.
+	URL     string
+	Handler http.Handler
+}
+
+// Replica starts another app instance; it needs Options.RedisURL.
+func (h *Env) Replica() *Replica {
+	h.t.Helper()
+	if h.redis == "" {
+		h.t.Fatal("servertest: Replica needs Options.RedisURL: memory stores are not shared")
+	}
+	store, kv := h.redisStores()
+	srv := h.newServer(store, kv)
+	ln := mustListen(h.t)
+	serve(h.t, ln, srv)
+	return &Replica{URL: "http://localhost:" + port(ln), Handler: srv}
+}
+
+func (h *Env) recordLaunch(l session.Launch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.saved[l.ID] = l
+	for _, s := range []string{l.AccessToken, l.RefreshToken, l.IDToken} {
+		if s != "" {
+			h.tokens = append(h.tokens, s)
+		}
+	}
 }
 
 func mustListen(t testing.TB) net.Listener {
@@ -216,14 +315,25 @@ func (h *Env) CountSimRequests(prefix string) int {
 	return n
 }
 
-// LaunchRecords returns every launch record in the store.
+// LaunchRecords returns every launch record still in the store, as last
+// saved. The store holds them encrypted, so they are taken from the session
+// Manager's SavedLaunch hook and checked for presence in the store.
 func (h *Env) LaunchRecords() []map[string]any {
+	h.mu.Lock()
+	saved := make([]session.Launch, 0, len(h.saved))
+	for _, l := range h.saved {
+		saved = append(saved, l)
+	}
+	h.mu.Unlock()
 	var out []map[string]any
-	for _, k := range h.KV.Keys() {
-		if !strings.HasPrefix(k, "launch:") {
+	for _, l := range saved {
+		if _, ok, err := h.Store.Get(context.Background(), "launch:"+l.ID); err != nil || !ok {
 			continue
 		}
-		b, _, _ := h.KV.Get(context.Background(), k)
+		b, err := json.Marshal(l)
+		if err != nil {
+			h.t.Fatal(err)
+		}
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
 			h.t.Fatal(err)
@@ -233,18 +343,14 @@ func (h *Env) LaunchRecords() []map[string]any {
 	return out
 }
 
-// Secrets returns every token the server holds for its launches; a test fails
-// when there are none, since a scan for them would then prove nothing.
+// Secrets returns every token the server has saved for its launches
+// (refreshed and deleted ones too); a test fails when there are none, since
+// a scan for them would then prove nothing.
 func (h *Env) Secrets() []string {
 	h.t.Helper()
-	var out []string
-	for _, rec := range h.LaunchRecords() {
-		for _, k := range []string{"access_token", "refresh_token", "id_token"} {
-			if s, _ := rec[k].(string); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
+	h.mu.Lock()
+	out := append([]string(nil), h.tokens...)
+	h.mu.Unlock()
 	if len(out) == 0 {
 		h.t.Fatal("no tokens stored: no launch completed")
 	}
