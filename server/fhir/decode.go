@@ -1,9 +1,12 @@
 package fhir
 
 import (
-	"encoding/json"
+	"errors"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The wire types below hold only the fields the app uses; unknown fields are ignored.
@@ -23,12 +26,35 @@ type wireReference struct {
 	Reference string `json:"reference"`
 }
 
+// wireNumber is a JSON number kept exactly as sent (e.g. "5.40"); null gives "".
+type wireNumber string
+
+// errNotNumber is returned when a quantity's value is not a JSON number.
+var errNotNumber = errors.New("value is not a number")
+
+// UnmarshalJSONFrom reads a number token and keeps its text.
+func (n *wireNumber) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		return nil
+	case '0':
+		*n = wireNumber(v)
+		return nil
+	default:
+		return errNotNumber
+	}
+}
+
 type wireQuantity struct {
-	Value      json.Number `json:"value"`
-	Comparator string      `json:"comparator"`
-	Unit       string      `json:"unit"`
-	Code       string      `json:"code"`
-	System     string      `json:"system"`
+	Value      wireNumber `json:"value"`
+	Comparator string     `json:"comparator"`
+	Unit       string     `json:"unit"`
+	Code       string     `json:"code"`
+	System     string     `json:"system"`
 }
 
 type wireRange struct {
@@ -110,12 +136,16 @@ type wireLink struct {
 	URL      string `json:"url"`
 }
 
+// wireResource is a Bundle entry's resource: the union of the fields of the
+// resource types a search returns (Observation, OperationOutcome), so that
+// each entry is parsed once; ResourceType says which fields count.
+type wireResource struct {
+	wireObservation
+	Issue []wireIssue `json:"issue"`
+}
+
 type wireEntry struct {
-	// Resource is decoded later, by its resourceType.
-	Resource json.RawMessage `json:"resource"`
-	Search   struct {
-		Mode string `json:"mode"`
-	} `json:"search"`
+	Resource *wireResource `json:"resource"`
 }
 
 type wireBundle struct {
@@ -123,6 +153,18 @@ type wireBundle struct {
 	Total        *int        `json:"total"`
 	Link         []wireLink  `json:"link"`
 	Entry        []wireEntry `json:"entry"`
+}
+
+// wireEntryRaw keeps an entry's resource unparsed, for the slow path.
+type wireEntryRaw struct {
+	Resource jsontext.Value `json:"resource"`
+}
+
+type wireBundleRaw struct {
+	ResourceType string         `json:"resourceType"`
+	Total        *int           `json:"total"`
+	Link         []wireLink     `json:"link"`
+	Entry        []wireEntryRaw `json:"entry"`
 }
 
 // resourceHead is decoded first to learn an entry's type.
@@ -169,16 +211,16 @@ func toQuantity(w *wireQuantity) *Quantity {
 		return nil
 	}
 	q := &Quantity{
-		ValueText:  w.Value.String(),
+		ValueText:  string(w.Value),
 		Comparator: w.Comparator,
 		Unit:       w.Unit,
 		Code:       w.Code,
 		System:     w.System,
 	}
 	if q.ValueText != "" {
-		// json.Number is already validated as a JSON number; a value out of float
+		// The text is already validated as a JSON number; a value out of float
 		// range keeps its text and a zero Value.
-		q.Value, _ = w.Value.Float64()
+		q.Value, _ = strconv.ParseFloat(q.ValueText, 64)
 	}
 	return q
 }
@@ -285,7 +327,7 @@ func toObservation(w *wireObservation) Observation {
 // decodeObservation decodes one Observation resource.
 func decodeObservation(raw []byte) (Observation, error) {
 	var w wireObservation
-	if err := json.Unmarshal(raw, &w); err != nil {
+	if err := unmarshal(raw, &w); err != nil {
 		return Observation{}, err
 	}
 	return toObservation(&w), nil

@@ -2,13 +2,15 @@ package fhir
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // ErrorKind classifies a failed FHIR request.
@@ -22,7 +24,7 @@ const (
 	KindForbidden ErrorKind = "forbidden"
 	// KindNotFound means the EHR answered 404 or 410.
 	KindNotFound ErrorKind = "not_found"
-	// KindUpstream means the EHR answered 5xx, could not be reached or redirected elsewhere.
+	// KindUpstream means the EHR answered 5xx or 429, could not be reached or redirected elsewhere.
 	KindUpstream ErrorKind = "upstream"
 	// KindTimeout means the EHR did not answer within the request timeout.
 	KindTimeout ErrorKind = "timeout"
@@ -48,6 +50,13 @@ type Error struct {
 	Codes []string
 	// Err is the underlying cause, already stripped of URLs and data.
 	Err error
+	// Attempts is how many times the request was sent; more than 1 means it was retried.
+	Attempts int
+
+	// retryAfter is the answer's Retry-After header, as sent.
+	retryAfter string
+	// transient is true for a failure to reach the server that a retry may cure.
+	transient bool
 }
 
 // Error describes the failure for logs.
@@ -60,6 +69,9 @@ func (e *Error) Error() string {
 	}
 	if len(e.Codes) > 0 {
 		fmt.Fprintf(&b, " codes=%s", strings.Join(e.Codes, ","))
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
@@ -106,6 +118,9 @@ func kindForStatus(status int) ErrorKind {
 		return KindForbidden
 	case status == 404 || status == 410:
 		return KindNotFound
+	case status == 429:
+		// Throttling is the server's state, not a fault of the request: like a 5xx, it may pass.
+		return KindUpstream
 	case status >= 500:
 		return KindUpstream
 	case status >= 400:
@@ -158,8 +173,8 @@ func safeNetMessage(err error) string {
 // values from the body (patient data), so only their type and offset are kept.
 func decodeError(ctx context.Context, err error) *Error {
 	var (
-		se *json.SyntaxError
-		te *json.UnmarshalTypeError
+		se *jsontext.SyntacticError
+		te *json.SemanticError
 	)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
@@ -167,13 +182,20 @@ func decodeError(ctx context.Context, err error) *Error {
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return newError(KindMalformed, 0, errors.New("truncated body"))
 	case errors.As(err, &se):
-		return newError(KindMalformed, 0, fmt.Errorf("invalid JSON at offset %d", se.Offset))
+		return newError(KindMalformed, 0, fmt.Errorf("invalid JSON at offset %d", se.ByteOffset))
 	case errors.As(err, &te):
-		return newError(KindMalformed, 0, fmt.Errorf("unexpected JSON type for field %q at offset %d", te.Field, te.Offset))
-	case errors.Is(err, errTrailingData):
-		return newError(KindMalformed, 0, errTrailingData)
+		// Only the Go type and the offset: the JSON pointer and value come from the body.
+		return newError(KindMalformed, 0, fmt.Errorf("unexpected JSON value for a %s at offset %d", goTypeName(te), te.ByteOffset))
 	default:
 		// Read errors (timeouts, resets) while streaming the body.
 		return transportError(ctx, err)
 	}
+}
+
+// goTypeName names the Go type a semantic error was about, or "field".
+func goTypeName(e *json.SemanticError) string {
+	if e.GoType == nil {
+		return "field"
+	}
+	return e.GoType.String()
 }

@@ -1,0 +1,468 @@
+// Package e2e_test is the end-to-end benchmark (make bench-e2e): smartlabs in
+// real headless Chromium inside the simulator's cross-site frame, against the
+// sequential limit (a plain Go client) and a browser-only fhirclient SPA.
+// It runs only when BenchEnv is set, so the normal test command skips it.
+package e2e_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"smartlabs/server/bench/simclient"
+	"smartlabs/server/config"
+	"smartlabs/server/e2e"
+	"smartlabs/server/ehrsim"
+	"smartlabs/server/servertest"
+)
+
+// BenchEnv turns the benchmark on; BenchOutEnv names the markdown file it writes.
+const (
+	BenchEnv    = "SMARTLABS_BENCH_E2E"
+	BenchOutEnv = "SMARTLABS_BENCH_OUT"
+	benchRunEnv = "SMARTLABS_BENCH_RUNS"
+)
+
+const (
+	latency  = 15 * time.Millisecond
+	pageSize = 100
+	patient  = "Large"
+	frame    = `[data-testid="app-frame"]`
+	spaID    = "bench-spa"
+)
+
+// figures are one run's measurements; durations are from t0.
+type figures struct {
+	firstRow, all time.Duration
+	bytes         int // compressed bytes of every response to the browser
+	jsBytes       int // compressed JavaScript
+	beforeFirst   int // compressed bytes needed before the first row
+	note          string
+}
+
+func TestBenchE2E(t *testing.T) {
+	if os.Getenv(BenchEnv) == "" {
+		t.Skip("end-to-end benchmark: run with make bench-e2e (" + BenchEnv + "=1)")
+	}
+	runs := 3
+	if n, err := strconv.Atoi(os.Getenv(benchRunEnv)); err == nil && n > 0 {
+		runs = n
+	}
+	env := servertest.New(t, servertest.Options{
+		Switches: ehrsim.Switches{Latency: latency},
+		Mutate:   func(c *config.Config) { c.FHIR.PageSize = pageSize },
+	})
+	p := env.Patient(patient)
+	want := p.ResultCount - p.EnteredInError
+	b := e2e.NewBrowser(t)
+
+	var app, seq, spaTop []figures
+	for range runs * boolInt(os.Getenv("SMARTLABS_BENCH_SKIP_APP") == "") {
+		app = append(app, runApp(t, env, b, p, want))
+		seq = append(seq, runSequential(t, env, p, want))
+	}
+	spa := startSPA(t)
+	for range runs {
+		spaTop = append(spaTop, runSPATop(t, spa, b, p, want))
+	}
+	framed, framedErr := runSPAFramed(t, spa, b, p, want)
+
+	a, s, r := median(app), median(seq), median(spaTop)
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "### End-to-end: %q, %d results, page size %d, %v latency per FHIR/token request (median of %d runs, %d CPUs)\n\n",
+		p.Name, want, pageSize, latency, runs, runtime.NumCPU())
+	fmt.Fprintf(&out, "| | first result row | all results | bytes to browser (gz) | JS (gz) | bytes before first row |\n|---|---:|---:|---:|---:|---:|\n")
+	row := func(name string, f figures, browser bool) {
+		if !browser {
+			fmt.Fprintf(&out, "| %s | %s | %s | — | — | — |\n", name, ms(f.firstRow), ms(f.all))
+			return
+		}
+		fmt.Fprintf(&out, "| %s | %s | %s | %s | %s | %s |\n", name, ms(f.firstRow), ms(f.all), kb(f.bytes), kb(f.jsBytes), kb(f.beforeFirst))
+	}
+	row("smartlabs (BFF) in the cross-site frame", a, true)
+	row("sequential limit (Go client: launch, Patient, every page)", s, false)
+	row("fhirclient SPA, top-level", r, true)
+	if framedErr != "" {
+		fmt.Fprintf(&out, "| fhirclient SPA in the cross-site frame | fails: %s | — | — | — | — |\n", framedErr)
+	} else {
+		row("fhirclient SPA in the cross-site frame (did launch: this Chromium partitions third-party storage)", framed, true)
+	}
+	out.WriteString("\n")
+
+	check := func(name string, got, limit float64, unit string) {
+		ok := "met"
+		if got > limit {
+			ok = fmt.Sprintf("**missed** by %.0f%%", (got/limit-1)*100)
+		}
+		fmt.Fprintf(&out, "| %s | %.2f%s | ≤ %.2f%s | %s |\n", name, got, unit, limit, unit, ok)
+	}
+	fmt.Fprintf(&out, "| target | measured | limit | |\n|---|---:|---:|---|\n")
+	check("all results ÷ sequential limit", ratio(a.all, s.all), 1.15, "×")
+	check("first row − sequential first page", float64(a.firstRow-s.firstRow)/float64(time.Millisecond), 150, " ms")
+	check("all results ÷ SPA", ratio(a.all, r.all), 0.6, "×")
+	check("bytes ÷ SPA bytes", float64(a.bytes)/float64(max(r.bytes, 1)), 0.25, "×")
+	check("JS on first load (gz)", float64(a.jsBytes)/1024, 25, " KB")
+	check("bytes before first row (gz)", float64(a.beforeFirst)/1024, 60, " KB")
+	fmt.Fprintf(&out, "\nSequential limit's first page (launch + Patient + page 1): %s. Bytes are response bodies as the browser received them "+
+		"(gzip -5 of each body sent gzip-encoded, raw size otherwise; headers excluded).\n", ms(s.firstRow))
+
+	t.Log("\n" + out.String())
+	if path := os.Getenv(BenchOutEnv); path != "" {
+		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runApp clicks Launch on the simulator's launchpad (t0) and times the app in
+// the chart's cross-site frame until its first row and its full count.
+func runApp(t *testing.T, env *servertest.Env, b *e2e.Browser, p ehrsim.PatientInfo, want int) figures {
+	t.Helper()
+	tab := b.NewTab(t)
+	if err := tab.Navigate(env.SimURL + "/"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := tab.Click("", `[data-testid="launch-`+p.ID+`"]`); err != nil {
+		t.Fatal(err)
+	}
+	f := timeRows(t, tab, frame, t0, want)
+	f.bytes, f.jsBytes, f.beforeFirst = payload(tab.Responses(), func(u string) bool { return strings.HasPrefix(u, env.AppURL) })
+	return f
+}
+
+// runSequential does the same launch as the app with a plain Go client, then
+// Patient and every page one after another.
+func runSequential(t *testing.T, env *servertest.Env, p ehrsim.PatientInfo, want int) figures {
+	t.Helper()
+	launch, err := env.Sim.NewLaunch(p.ID, servertest.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &simclient.Client{
+		ISS: env.Sim.ISS(), AuthorizeURL: env.Sim.AuthorizeURL(), TokenURL: env.Sim.TokenURL(),
+		ClientID: servertest.ClientID, Secret: servertest.ClientSecret, RedirectURI: env.Cfg.RedirectURI(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	tok, err := c.Launch(ctx, launch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launched := time.Since(t0)
+	got, err := c.Fetch(ctx, tok, pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := time.Since(t0)
+	if got.Results < want {
+		t.Fatalf("sequential client got %d results, want %d", got.Results, want)
+	}
+	return figures{firstRow: launched + got.FirstPage, all: all}
+}
+
+// spaEnv is the reference SPA's own simulator and origin.
+type spaEnv struct {
+	sim            *ehrsim.Sim
+	simURL, appURL string
+}
+
+// startSPA serves the built SPA (server/bench/spa) from its own loopback
+// origin (localhost, cross-site to the simulator at 127.0.0.1), and a second
+// simulator with the same deterministic data, the same latency and the SPA
+// registered as a public client. Both compress with gzip, as Epic and any
+// static host do, so the SPA's bytes are not inflated.
+func startSPA(t *testing.T) *spaEnv {
+	t.Helper()
+	dir, err := filepath.Abs("../spa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dist", "app.js")); err != nil {
+		t.Fatalf("the SPA is not built: run npm ci && npm run build in server/bench/spa (%v)", err)
+	}
+	appLn, simLn := mustListen(t), mustListen(t)
+	e := &spaEnv{appURL: "http://localhost:" + port(appLn), simURL: "http://127.0.0.1:" + port(simLn)}
+	sim, err := ehrsim.New(ehrsim.Options{
+		BaseURL: e.simURL, AppLaunchURL: e.appURL + "/launch.html",
+		Clients:  []ehrsim.Client{{ID: spaID, Public: true, RedirectURIs: []string{e.appURL + "/index.html"}}},
+		Switches: ehrsim.Switches{Latency: latency},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim = sim
+	files := http.NewServeMux()
+	for _, name := range []string{"/launch.html", "/index.html", "/dist/app.js"} {
+		files.HandleFunc("GET "+name, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			// ServeContent, not ServeFile: ServeFile redirects /index.html to /.
+			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			defer f.Close()
+			http.ServeContent(w, r, name, time.Time{}, f)
+		})
+	}
+	serve(t, appLn, gzipped(files))
+	serve(t, simLn, gzipped(sim))
+	return e
+}
+
+// runSPATop navigates a tab to the SPA's launch URL (t0), as if the EHR opened it top-level.
+func runSPATop(t *testing.T, e *spaEnv, b *e2e.Browser, p ehrsim.PatientInfo, want int) figures {
+	t.Helper()
+	launch, err := e.sim.NewLaunch(p.ID, spaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := b.NewTab(t)
+	t0 := time.Now()
+	go func() { _ = tab.Navigate(e.appURL + "/launch.html?iss=" + e.sim.ISS() + "&launch=" + launch) }()
+	f := timeRows(t, tab, "", t0, want)
+	f.bytes, f.jsBytes, f.beforeFirst = payload(tab.Responses(), func(u string) bool {
+		return strings.HasPrefix(u, e.appURL) || strings.HasPrefix(u, e.simURL+"/fhir/") || strings.HasPrefix(u, e.simURL+"/oauth2/")
+	})
+	return f
+}
+
+// runSPAFramed opens the SPA in the simulator's chart page (t0), inside the
+// cross-site frame, and returns its figures, or the error the SPA reports.
+func runSPAFramed(t *testing.T, e *spaEnv, b *e2e.Browser, p ehrsim.PatientInfo, want int) (figures, string) {
+	t.Helper()
+	tab := b.NewTab(t)
+	t0 := time.Now()
+	go func() { _ = tab.Navigate(e.simURL + "/hyperspace?patient=" + p.ID + "&client=" + spaID) }()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if msg, err := tab.Text(frame, `[data-testid="spa-error"]`); err == nil && strings.TrimSpace(msg) != "" {
+			return figures{}, strings.TrimSpace(msg)
+		}
+		if n, err := tab.Count(frame, `[data-testid="result-row"]`); err == nil && n > 0 {
+			f := timeRows(t, tab, frame, t0, want)
+			f.bytes, f.jsBytes, f.beforeFirst = payload(tab.Responses(), func(u string) bool {
+				return strings.HasPrefix(u, e.appURL) || strings.HasPrefix(u, e.simURL+"/fhir/") || strings.HasPrefix(u, e.simURL+"/oauth2/")
+			})
+			return f, ""
+		}
+	}
+	return figures{}, "no result and no error within 15 s"
+}
+
+// firstRowSel finds a shown result: a row of the results table, or a line of
+// the summary view (grouped by test), whichever the default view shows.
+const firstRowSel = `[data-testid="result-row"], [data-testid="summary-line"]`
+
+var digits = regexp.MustCompile(`[0-9][0-9,]*`)
+
+// timeRows polls the frame until the first result row appears and until the
+// result count reads want, and returns both times from t0.
+func timeRows(t *testing.T, tab *e2e.Tab, frameSel string, t0 time.Time, want int) figures {
+	t.Helper()
+	var f figures
+	deadline := t0.Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if f.firstRow == 0 {
+			if n, err := tab.Count(frameSel, firstRowSel); err == nil && n > 0 {
+				f.firstRow = time.Since(t0)
+			}
+		}
+		if f.firstRow != 0 {
+			if txt, err := tab.Text(frameSel, `[data-testid="result-count"]`); err == nil {
+				for _, m := range digits.FindAllString(txt, -1) {
+					if n, _ := strconv.Atoi(strings.ReplaceAll(m, ",", "")); n == want {
+						f.all = time.Since(t0)
+					}
+				}
+			}
+			if f.all != 0 {
+				return f
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	html, _ := tab.HTML(frameSel)
+	dump := filepath.Join(t.TempDir(), "last.html")
+	if d := os.Getenv("SMARTLABS_BENCH_DUMP"); d != "" {
+		dump = d
+	}
+	_ = os.WriteFile(dump, []byte(html), 0o644)
+	where, _ := tab.FrameURL(frameSel)
+	if u, err := url.Parse(where); err == nil {
+		where = u.Scheme + "://" + u.Host + u.Path // the query may hold a code or launch token
+	}
+	var paths []string
+	for _, r := range tab.Responses() {
+		if u, err := url.Parse(r.URL); err == nil {
+			paths = append(paths, fmt.Sprintf("%d %s%s", r.Status, u.Host, u.Path))
+		}
+	}
+	t.Fatalf("results never complete (first row %v) at %s; the page is in %s; responses:\n%s", f.firstRow, where, dump, strings.Join(paths, "\n"))
+	return f
+}
+
+// payload sums the compressed size of the bodies of responses whose URL
+// matches: all of them, the JavaScript, and those needed before the first
+// result row: every script and stylesheet, and the other responses up to the
+// one that brings the first row (an HTML body up to that row's end, or a whole
+// search Bundle for the SPA).
+func payload(rs []e2e.Response, match func(string) bool) (all, js, beforeFirst int) {
+	seenRow := false
+	seen := map[string]bool{}
+	for _, r := range rs {
+		// A URL loaded twice (the SPA's bundle on its launch and index pages)
+		// counts once, as a cache would serve it the second time.
+		if !match(r.URL) || r.Body == "" || seen[r.URL] {
+			continue
+		}
+		seen[r.URL] = true
+		gz := strings.Contains(strings.ToLower(r.Headers.Get("Content-Encoding")), "gzip")
+		size := func(s string) int {
+			if gz {
+				return gzSize(s)
+			}
+			return len(s)
+		}
+		n := size(r.Body)
+		all += n
+		switch {
+		case r.Type == "Script":
+			js += n
+			beforeFirst += n
+		case r.Type == "Stylesheet":
+			beforeFirst += n
+		case seenRow:
+		case firstRowAt(r.Body) >= 0:
+			i := firstRowAt(r.Body)
+			end := strings.Index(r.Body[i:], "</tr>")
+			if end < 0 {
+				end = len(r.Body) - i
+			}
+			beforeFirst += size(r.Body[:i+end])
+			seenRow = true
+		case strings.Contains(r.Body, `"resourceType":"Bundle"`) && strings.Contains(r.Body, `"Observation"`):
+			beforeFirst += n
+			seenRow = true
+		default:
+			beforeFirst += n
+		}
+	}
+	return all, js, beforeFirst
+}
+
+// firstRowAt is the offset of the first shown result in an HTML body, or -1.
+func firstRowAt(body string) int {
+	at := -1
+	for _, m := range []string{`data-testid="result-row"`, `data-testid="summary-line"`} {
+		if i := strings.Index(body, m); i >= 0 && (at < 0 || i < at) {
+			at = i
+		}
+	}
+	return at
+}
+
+func gzSize(s string) int {
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, 5)
+	_, _ = io.WriteString(w, s)
+	_ = w.Close()
+	return b.Len()
+}
+
+// gzipped compresses every answer for a client that accepts gzip.
+func gzipped(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		gw, _ := gzip.NewWriterLevel(w, 5)
+		defer gw.Close()
+		h.ServeHTTP(gzipWriter{ResponseWriter: w, w: gw}, r)
+	})
+}
+
+type gzipWriter struct {
+	http.ResponseWriter
+	w *gzip.Writer
+}
+
+func (g gzipWriter) Write(p []byte) (int, error) { return g.w.Write(p) }
+
+func (g gzipWriter) WriteHeader(code int) {
+	g.ResponseWriter.Header().Del("Content-Length")
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func median(fs []figures) figures {
+	if len(fs) == 0 {
+		return figures{}
+	}
+	pick := func(get func(figures) int64) int64 {
+		v := make([]int64, len(fs))
+		for i, f := range fs {
+			v[i] = get(f)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return figures{
+		firstRow:    time.Duration(pick(func(f figures) int64 { return int64(f.firstRow) })),
+		all:         time.Duration(pick(func(f figures) int64 { return int64(f.all) })),
+		bytes:       int(pick(func(f figures) int64 { return int64(f.bytes) })),
+		jsBytes:     int(pick(func(f figures) int64 { return int64(f.jsBytes) })),
+		beforeFirst: int(pick(func(f figures) int64 { return int64(f.beforeFirst) })),
+	}
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+func kb(n int) string { return fmt.Sprintf("%.1f KB", float64(n)/1024) }
+
+func mustListen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func port(ln net.Listener) string {
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+func serve(t *testing.T, ln net.Listener, h http.Handler) {
+	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	hs.Start()
+	t.Cleanup(hs.Close)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

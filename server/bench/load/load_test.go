@@ -1,0 +1,312 @@
+// Package load_test is the server overhead and throughput benchmark (make
+// load): many launches through the simulator, then the labs fragment against
+// a FHIR server with a fixed latency, and the cached labs view and a filter
+// partial under a Go load generator, for the memory and the Redis session
+// stores. Loopback only, bounded in time and requests; it runs only when
+// LoadEnv is set, so the normal test command skips it.
+package load_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"smartlabs/server/config"
+	"smartlabs/server/ehrsim"
+	"smartlabs/server/servertest"
+)
+
+// LoadEnv turns the benchmark on; LoadOutEnv names the markdown file it writes.
+const (
+	LoadEnv    = "SMARTLABS_BENCH_LOAD"
+	LoadOutEnv = "SMARTLABS_LOAD_OUT"
+)
+
+const (
+	stubLatency = 20 * time.Millisecond
+	connections = 64
+	phaseTime   = 3 * time.Second
+	maxRequests = 30000
+)
+
+// browser is one launch's cookie and view path, as a browser would hold them.
+type browser struct {
+	cookies map[string]string
+	path    string // /l/{launch id}
+}
+
+func TestLoad(t *testing.T) {
+	if os.Getenv(LoadEnv) == "" {
+		t.Skip("load benchmark: run with make load (" + LoadEnv + "=1)")
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "### Server overhead and throughput (%d CPUs, GOMAXPROCS %d, loopback)\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&out, "| store | measure | conns | requests | req/s | p50 | p99 | errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	var mem []string
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			opts := servertest.Options{Switches: ehrsim.Switches{Latency: stubLatency},
+				Mutate: func(c *config.Config) { c.FHIR.PageSize = 100 }}
+			if store == "redis" {
+				opts.RedisURL = servertest.StartRedis(t).URL
+			}
+			env := servertest.New(t, opts)
+			hc := &http.Client{
+				Transport: &http.Transport{MaxIdleConnsPerHost: connections, MaxConnsPerHost: connections},
+				// Redirects are followed by hand, to carry the app's cookies.
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+				Timeout:       30 * time.Second,
+			}
+			small := smallestPatient(env)
+
+			// Overhead: the labs fragment re-fetches from a FHIR server answering after a fixed latency.
+			bs := launchMany(t, env, hc, small.ID, connections)
+			for _, conc := range []int{1, connections} {
+				r := run(conc, func(i int) error {
+					b := bs[i%len(bs)]
+					return get(hc, env.AppURL+b.path+"/labs", b, htmx(""))
+				})
+				fmt.Fprintf(&out, "| %s | labs fragment, re-fetch (%s, %d results, L = %v) | %d | %s |\n", store, small.Name, small.ResultCount, stubLatency, conc, r)
+			}
+
+			// Throughput from the per-launch cache: a large patient, every page loaded first.
+			env.Sim.SetSwitches(ehrsim.Switches{})
+			large := env.Patient("Large")
+			var before runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			bl := launchMany(t, env, hc, large.ID, connections)
+			for _, b := range bl {
+				waitLoaded(t, hc, env, b)
+			}
+			var after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(len(bl))
+			mem = append(mem, fmt.Sprintf("| %s | %s (%d results), results cached | %d | %.1f MB |", store, large.Name, large.ResultCount, len(bl), float64(per)/(1<<20)))
+
+			for _, m := range []struct {
+				name  string
+				query string
+				hdr   http.Header
+				conc  int
+			}{
+				{"filter partial (q=glucose), cached", "?q=glucose", htmx("labs-results"), 1},
+				{"filter partial (q=glucose), cached", "?q=glucose", htmx("labs-results"), connections},
+				{"labs view, full page, cached", "", nil, connections},
+			} {
+				r := run(m.conc, func(i int) error {
+					b := bl[i%len(bl)]
+					return get(hc, env.AppURL+b.path+m.query, b, m.hdr)
+				})
+				fmt.Fprintf(&out, "| %s | %s | %d | %s |\n", store, m.name, m.conc, r)
+			}
+		})
+	}
+	fmt.Fprintf(&out, "\n| store | launches | active launches | heap per launch |\n|---|---|---:|---:|\n%s\n", strings.Join(mem, "\n"))
+	fmt.Fprintf(&out, "\nTargets: labs fragment p50/p99 ≤ L + 2 ms = %v; filter partials ≥ 2,000/s with p99 ≤ 50 ms at %d connections.\n", stubLatency+2*time.Millisecond, connections)
+	t.Log("\n" + out.String())
+	if path := os.Getenv(LoadOutEnv); path != "" {
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// htmx is the header set HTMX sends, with the app's anti-forgery header.
+func htmx(target string) http.Header {
+	h := http.Header{"Hx-Request": {"true"}, "X-Smartlabs-Csrf": {"1"}, "Sec-Fetch-Site": {"same-origin"}}
+	if target != "" {
+		h.Set("Hx-Target", target)
+	}
+	return h
+}
+
+func smallestPatient(env *servertest.Env) ehrsim.PatientInfo {
+	var best ehrsim.PatientInfo
+	for _, p := range env.Sim.Patients() {
+		if p.ResultCount > 0 && (best.ID == "" || p.ResultCount < best.ResultCount) {
+			best = p
+		}
+	}
+	return best
+}
+
+// launchMany does n EHR launches for the patient, each as its own browser, concurrently.
+func launchMany(t *testing.T, env *servertest.Env, hc *http.Client, patientID string, n int) []*browser {
+	t.Helper()
+	out := make([]*browser, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			b, err := launch(env, hc, patientID)
+			if err != nil {
+				errs <- err
+				return
+			}
+			out[i] = b
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// launch follows the EHR launch by hand: /launch, the simulator's authorize,
+// /callback, keeping the app's cookies, and returns the view path.
+func launch(env *servertest.Env, hc *http.Client, patientID string) (*browser, error) {
+	b := &browser{cookies: map[string]string{}}
+	next := env.LaunchURL(patientID)
+	for range 8 {
+		req, err := http.NewRequest(http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(next, env.AppURL) {
+			b.addCookies(req)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if strings.HasPrefix(next, env.AppURL) {
+			for _, c := range resp.Cookies() {
+				b.cookies[c.Name] = c.Value
+			}
+		}
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 || loc == "" {
+			return nil, fmt.Errorf("launch stopped at HTTP %d", resp.StatusCode)
+		}
+		u, err := url.Parse(next)
+		if err != nil {
+			return nil, err
+		}
+		to, err := u.Parse(loc)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(to.String(), env.AppURL+"/l/") {
+			b.path = to.Path
+			return b, nil
+		}
+		next = to.String()
+	}
+	return nil, fmt.Errorf("launch did not reach the labs view")
+}
+
+func (b *browser) addCookies(req *http.Request) {
+	for k, v := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+}
+
+// waitLoaded polls the view until every page has arrived (no poller left).
+func waitLoaded(t *testing.T, hc *http.Client, env *servertest.Env, b *browser) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, env.AppURL+b.path, nil)
+		b.addCookies(req)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(body), `data-testid="poller"`) {
+			return
+		}
+	}
+	t.Fatal("the labs view never finished loading")
+}
+
+func get(hc *http.Client, u string, b *browser, h http.Header) error {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	b.addCookies(req)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// result is one load phase: requests, rate, latency percentiles and errors.
+type result struct {
+	n, errors int
+	rps       float64
+	p50, p99  time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%d | %.0f | %.1f ms | %.1f ms | %d", r.n, r.rps, ms(r.p50), ms(r.p99), r.errors)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// run sends requests from conc workers for phaseTime or maxRequests, whichever ends first.
+func run(conc int, do func(i int) error) result {
+	ctx, cancel := context.WithTimeout(context.Background(), phaseTime)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		lat     []time.Duration
+		errs    int
+		counter atomic.Int64
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	for w := range conc {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			for ctx.Err() == nil && counter.Add(1) <= maxRequests {
+				t0 := time.Now()
+				if err := do(w); err != nil {
+					bad++
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	r := result{n: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds()}
+	if len(lat) > 0 {
+		r.p50 = lat[len(lat)/2]
+		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return r
+}
