@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -92,6 +94,9 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 		return &AppError{Status: http.StatusGatewayTimeout, Title: "The EHR did not answer in time",
 			Public: "smartlabs asked the EHR for this patient's results but no answer came in time. Refresh to try again.", Err: err}
 	}
+	if after, err := strconv.Atoi(q.Get("after")); err == nil && c.Request().Header.Get("HX-Trigger") == pollerID {
+		waitForProgress(ctx, e, after)
+	}
 	props, err := s.viewProps(l, e.Snapshot(), v)
 	if err != nil {
 		return err
@@ -108,6 +113,28 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	default:
 		return render(c, http.StatusOK, layout.Page(s.labsLayout(l, v), labs.View(props)))
 	}
+}
+
+// Long-poll bounds: a progress poll is held until new results arrive, at most
+// pollHold; after a change it lingers up to pollBatch so that pages landing
+// close together are rendered once.
+const (
+	pollHold  = 2 * time.Second
+	pollBatch = 25 * time.Millisecond
+)
+
+// waitForProgress holds a progress poll until more than after results have
+// arrived or the fetch is complete, so the view shows each page as soon as it
+// lands instead of on a fixed timer.
+func waitForProgress(ctx context.Context, e *labscache.Entry, after int) {
+	hold, cancel := context.WithTimeout(ctx, pollHold)
+	defer cancel()
+	if e.WaitBeyond(hold, after) != nil {
+		return
+	}
+	batch, cancelBatch := context.WithTimeout(ctx, pollBatch)
+	defer cancelBatch()
+	_ = e.WaitDone(batch)
 }
 
 // labsRequest is the view one request asks for.

@@ -193,7 +193,7 @@ func TestLoadingPolls(t *testing.T) {
 		t.Errorf("progress = %q", got)
 	}
 	poller := doc.Find("#labs-poller")
-	for attr, want := range map[string]string{"hx-get": "/l/L1?q=k&range=30d", "hx-target": "#labs-results", "hx-trigger": "load delay:400ms"} {
+	for attr, want := range map[string]string{"hx-get": "/l/L1?q=k&range=30d&after=300", "hx-target": "#labs-results", "hx-trigger": "load delay:20ms"} {
 		if got := poller.AttrOr(attr, ""); got != want {
 			t.Errorf("poller %s = %q, want %q", attr, got, want)
 		}

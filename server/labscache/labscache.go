@@ -302,6 +302,26 @@ func (e *Entry) Wait(ctx context.Context) error {
 	}
 }
 
+// WaitBeyond blocks until more than fetched results have arrived, the entry is
+// complete, or ctx ends. A progress poll uses it to answer as soon as there
+// is something new to show rather than on a fixed timer.
+func (e *Entry) WaitBeyond(ctx context.Context, fetched int) error {
+	for {
+		e.mu.Lock()
+		if e.done || e.fetched > fetched {
+			e.mu.Unlock()
+			return nil
+		}
+		ch := e.changed
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // WaitDone blocks until the entry is complete or ctx ends.
 func (e *Entry) WaitDone(ctx context.Context) error {
 	for {

@@ -1,0 +1,47 @@
+package labscache
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"smartlabs/server/labsview"
+)
+
+// TestWaitBeyond: a progress poll returns as soon as results beyond those it
+// shows arrive, or the fetch completes, and not before.
+func TestWaitBeyond(t *testing.T) {
+	c := New(Options{})
+	release := make(chan struct{})
+	e := c.Start(context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
+		e.AddPage([]labsview.Result{{}}, 1, 3, false)
+		<-release
+		e.AddPage([]labsview.Result{{}}, 2, 3, false)
+		<-release
+		e.Finish(Final{})
+	})
+	if err := e.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := e.WaitBeyond(short, 1); err == nil {
+		t.Fatal("WaitBeyond returned with nothing new")
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.WaitBeyond(context.Background(), 1) }()
+	release <- struct{}{}
+	select {
+	case err := <-done:
+		if err != nil || e.Len() != 2 {
+			t.Fatalf("err %v, len %d", err, e.Len())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitBeyond missed the new page")
+	}
+	go func() { done <- e.WaitBeyond(context.Background(), 99) }()
+	release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatalf("completion did not end the wait: %v", err)
+	}
+}
