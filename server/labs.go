@@ -117,10 +117,10 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 
 // Long-poll bounds: a progress poll is held until new results arrive, at most
 // pollHold; after a change it lingers up to pollBatch so that pages landing
-// close together are rendered once.
+// close together are rendered once (fewer, larger updates: fewer bytes).
 const (
 	pollHold  = 2 * time.Second
-	pollBatch = 25 * time.Millisecond
+	pollBatch = 200 * time.Millisecond
 )
 
 // waitForProgress holds a progress poll until more than after results have
