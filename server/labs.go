@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
 	"smartlabs/components/labs"
@@ -97,22 +99,48 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	if after, err := strconv.Atoi(q.Get("after")); err == nil && c.Request().Header.Get("HX-Trigger") == pollerID {
 		waitForProgress(ctx, e, after)
 	}
-	props, err := s.viewProps(l, e.Snapshot(), v)
-	if err != nil {
-		return err
-	}
+	var kind string
 	switch {
 	case isHTMX(c) && c.Request().Header.Get("HX-Target") == "labs-results":
+		kind = "results"
 		if !refresh && c.Request().Header.Get("HX-Trigger") != pollerID {
 			// The address bar gets the canonical URL of the view, so it can be bookmarked and reloaded.
 			h.Set("HX-Push-Url", v.url(l.ID))
 		}
-		return render(c, http.StatusOK, labs.PolledResults(props))
 	case isHTMX(c):
-		return render(c, http.StatusOK, labs.Fragment(props))
+		kind = "fragment"
 	default:
-		return render(c, http.StatusOK, layout.Page(s.labsLayout(l, v), labs.View(props)))
+		kind = "page"
 	}
+	// A complete list no longer changes, so a view of it is rendered once and
+	// kept with the results; the minute is part of the key because date
+	// presets ("last 7 days") move with the clock.
+	memoKey := kind + "\n" + v.url(l.ID) + "\n" + s.now().In(s.loc).Format("2006-01-02T15:04")
+	if b, ok := e.Memo(memoKey); ok {
+		return c.HTMLBlob(http.StatusOK, b)
+	}
+	snap := e.Snapshot()
+	props, err := s.viewProps(l, snap, v)
+	if err != nil {
+		return err
+	}
+	var comp templ.Component
+	switch kind {
+	case "results":
+		comp = labs.PolledResults(props)
+	case "fragment":
+		comp = labs.Fragment(props)
+	default:
+		comp = layout.Page(s.labsLayout(l, v), labs.View(props))
+	}
+	var buf bytes.Buffer
+	if err := comp.Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	if snap.Done {
+		e.SetMemo(memoKey, buf.Bytes())
+	}
+	return c.HTMLBlob(http.StatusOK, buf.Bytes())
 }
 
 // Long-poll bounds: a progress poll is held until new results arrive, at most

@@ -221,6 +221,9 @@ type Entry struct {
 	done     bool
 	final    Final
 	size     int64
+	// memo holds rendered views of a complete entry, by view key (see Memo).
+	memo      map[string][]byte
+	memoOrder []string
 	lastUsed time.Time // guarded by cache.mu
 	detached bool
 	// changed is closed and replaced on every change, waking waiters.
@@ -300,6 +303,56 @@ func (e *Entry) Wait(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Bounds of an entry's memo of rendered views: a few recent views (the tabs
+// and filters a clinician toggles between), each counted in the cache's bytes.
+const (
+	maxMemoViews = 8
+	maxMemoBytes = 1 << 20
+)
+
+// Memo returns the rendered view stored under key, if any. Only complete
+// entries hold views: their results no longer change, so neither does a view
+// computed from them (keys carry the minute for date-relative filters).
+func (e *Entry) Memo(key string) ([]byte, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	b, ok := e.memo[key]
+	return b, ok
+}
+
+// SetMemo stores a rendered view of a complete entry under key, evicting the
+// oldest views beyond the bounds; views of an incomplete entry are not kept.
+func (e *Entry) SetMemo(key string, b []byte) {
+	if len(b) > maxMemoBytes {
+		return
+	}
+	e.mu.Lock()
+	if !e.done || e.detached {
+		e.mu.Unlock()
+		return
+	}
+	if e.memo == nil {
+		e.memo = map[string][]byte{}
+	}
+	var n int64
+	if old, ok := e.memo[key]; ok {
+		n -= int64(len(old))
+	} else {
+		e.memoOrder = append(e.memoOrder, key)
+	}
+	e.memo[key] = b
+	n += int64(len(b))
+	for len(e.memoOrder) > maxMemoViews {
+		oldest := e.memoOrder[0]
+		e.memoOrder = e.memoOrder[1:]
+		n -= int64(len(e.memo[oldest]))
+		delete(e.memo, oldest)
+	}
+	e.size += n
+	e.mu.Unlock()
+	e.cache.grow(e, n)
 }
 
 // WaitBeyond blocks until more than fetched results have arrived, the entry is

@@ -45,3 +45,39 @@ func TestWaitBeyond(t *testing.T) {
 		t.Fatalf("completion did not end the wait: %v", err)
 	}
 }
+
+// TestMemo: rendered views are kept only for complete entries, bounded in
+// number, and counted in the cache's bytes.
+func TestMemo(t *testing.T) {
+	c := New(Options{})
+	finish := make(chan struct{})
+	e := c.Start(context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
+		<-finish
+		e.Finish(Final{})
+	})
+	e.SetMemo("early", []byte("x"))
+	if _, ok := e.Memo("early"); ok {
+		t.Fatal("a view of an incomplete entry was kept")
+	}
+	close(finish)
+	if err := e.WaitDone(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, before := c.Stats()
+	for i := 0; i < maxMemoViews+2; i++ {
+		e.SetMemo(string(rune('a'+i)), make([]byte, 100))
+	}
+	if _, ok := e.Memo("a"); ok {
+		t.Error("the oldest view was not evicted")
+	}
+	if b, ok := e.Memo(string(rune('a' + maxMemoViews + 1))); !ok || len(b) != 100 {
+		t.Error("the newest view is missing")
+	}
+	if _, after := c.Stats(); after-before != int64(100*maxMemoViews) {
+		t.Errorf("cache bytes grew by %d, want %d", after-before, 100*maxMemoViews)
+	}
+	e.SetMemo("huge", make([]byte, maxMemoBytes+1))
+	if _, ok := e.Memo("huge"); ok {
+		t.Error("an over-size view was kept")
+	}
+}
