@@ -312,6 +312,7 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 		Total:      len(snap.Results),
 		Statuses:   labsview.Statuses(snap.Results),
 		RefreshURL: base + "/labs" + queryOf(v.url(l.ID)),
+		LogoutURL:  base + "/logout",
 		TimeZone:   s.loc.String(),
 	}
 	// HTMX sends this header on every request; requireAntiForgery refuses requests without it.

@@ -26,6 +26,8 @@ func (s *Server) handleLogout(c echo.Context) error {
 	if err := s.sessions.DeleteLaunch(ctx, id); err != nil {
 		return err
 	}
+	// The launch's results (PHI) leave the server's memory now, not at the cache's idle expiry.
+	s.labsCache.Forget(id)
 	if err := s.sessions.Logout(ctx); err != nil {
 		return err
 	}

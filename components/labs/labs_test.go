@@ -36,6 +36,7 @@ func baseProps(rows ...labs.Row) labs.Props {
 		Rows:       rows,
 		Total:      len(rows),
 		RefreshURL: "/launch/L1/labs",
+		LogoutURL:  "/launch/L1/logout",
 		Generated:  "2024-03-03 10:00",
 	}
 }
@@ -248,6 +249,54 @@ func TestFragmentIsTheSwapTarget(t *testing.T) {
 		if got := btn.AttrOr(attr, ""); got != want {
 			t.Errorf("refresh %s = %q, want %q", attr, got, want)
 		}
+	}
+}
+
+// TestLogoutButton: the Sign out button posts to the launch's logout URL with
+// the CSRF header, has an accessible name, swaps nothing (the server answers
+// HX-Redirect), and is absent when no logout URL is given.
+func TestLogoutButton(t *testing.T) {
+	tests := []struct {
+		name      string
+		logoutURL string
+		header    string
+		wantCount int
+	}{
+		{name: "with CSRF header", logoutURL: "/l/L1/logout", header: "X-Smartlabs-CSRF", wantCount: 1},
+		{name: "no logout URL", wantCount: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := baseProps(shapes["quantity"])
+			p.LogoutURL = tt.logoutURL
+			p.CSRFHeaderName, p.CSRFHeaderValue = tt.header, "1"
+			doc := mustFragmentDoc(t, p)
+			btn := doc.Find(`[data-testid="logout"]`)
+			if btn.Length() != tt.wantCount {
+				t.Fatalf("%d logout buttons, want %d", btn.Length(), tt.wantCount)
+			}
+			if tt.wantCount == 0 {
+				return
+			}
+			got := map[string]string{
+				"tag":        goquery.NodeName(btn),
+				"type":       btn.AttrOr("type", ""),
+				"hx-post":    btn.AttrOr("hx-post", ""),
+				"hx-swap":    btn.AttrOr("hx-swap", ""),
+				"hx-headers": btn.AttrOr("hx-headers", ""),
+				"name":       strings.TrimSpace(btn.Text()),
+			}
+			want := map[string]string{
+				"tag": "button", "type": "button", "hx-post": tt.logoutURL, "hx-swap": "none",
+				"hx-headers": `{"` + tt.header + `":"1"}`, "name": "Sign out",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("logout button (-want +got):\n%s", diff)
+			}
+			if btn.AttrOr("hx-get", "") != "" {
+				t.Error("logout must not be a GET")
+			}
+		})
 	}
 }
 

@@ -17,6 +17,8 @@ type Props struct {
 	Notices []Notice
 	// RefreshURL is the HTMX fragment URL that re-fetches the list (the Retry/Refresh button).
 	RefreshURL string
+	// LogoutURL is where the Sign out button posts (HTMX, with the CSRF header); empty hides it.
+	LogoutURL string
 	// CSRFHeader is the name and value HTMX must send on requests (hx-headers), if any.
 	CSRFHeaderName  string
 	CSRFHeaderValue string

@@ -213,19 +213,19 @@ type Entry struct {
 	id     string
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	results  []labsview.Result
-	sorted   bool
-	fetched  int
-	total    int
-	done     bool
-	final    Final
-	size     int64
+	mu      sync.Mutex
+	results []labsview.Result
+	sorted  bool
+	fetched int
+	total   int
+	done    bool
+	final   Final
+	size    int64
 	// memo holds rendered views of a complete entry, by view key (see Memo).
 	memo      map[string][]byte
 	memoOrder []string
-	lastUsed time.Time // guarded by cache.mu
-	detached bool
+	lastUsed  time.Time // guarded by cache.mu
+	detached  bool
 	// changed is closed and replaced on every change, waking waiters.
 	changed chan struct{}
 }

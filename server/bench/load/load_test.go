@@ -2,7 +2,8 @@
 // load): many launches through the simulator, then the labs fragment against
 // a FHIR server with a fixed latency, and the cached labs view and a filter
 // partial under a Go load generator, for the memory and the Redis session
-// stores. Loopback only, bounded in time and requests; it runs only when
+// stores, then full EHR launches with a leak check and the memory per
+// session. Loopback only, bounded in time and requests; it runs only when
 // LoadEnv is set, so the normal test command skips it.
 package load_test
 
@@ -115,6 +116,7 @@ func TestLoad(t *testing.T) {
 	}
 	fmt.Fprintf(&out, "\n| store | launches | active launches | heap per launch |\n|---|---|---:|---:|\n%s\n", strings.Join(mem, "\n"))
 	fmt.Fprintf(&out, "\nTargets: labs fragment p50/p99 ≤ L + 2 ms = %v; filter partials ≥ 2,000/s with p99 ≤ 50 ms at %d connections.\n", stubLatency+2*time.Millisecond, connections)
+	out.WriteString(launchTables(t))
 	t.Log("\n" + out.String())
 	if path := os.Getenv(LoadOutEnv); path != "" {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
