@@ -94,7 +94,9 @@ func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) *
 	e := &Entry{cache: c, id: id, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1}
 	c.entries[id] = e
 	for len(c.entries) > c.opts.MaxEntries {
-		c.evictOneLocked(e)
+		if !c.evictOneLocked(e) {
+			break // every other launch is still fetching: none is evicted
+		}
 	}
 	c.mu.Unlock()
 	go func() {
@@ -160,14 +162,22 @@ func (c *Cache) evictOneLocked(keep *Entry) bool {
 	var oldID string
 	var old *Entry
 	for id, e := range c.entries {
-		if e != keep && (old == nil || e.lastUsed.Before(old.lastUsed)) {
+		// Only complete lists are evicted: a launch whose pages are still
+		// arriving is being watched, and evicting it would make its next poll
+		// start the fetch again (with many launches at once, none would finish).
+		// Fetches in flight are bounded by the requests that started them.
+		if e != keep && e.isDone() && (old == nil || e.lastUsed.Before(old.lastUsed)) {
 			oldID, old = id, e
 		}
 	}
 	if old == nil {
 		return false
 	}
-	c.removeLocked(oldID, old)
+	delete(c.entries, oldID)
+	old.mu.Lock()
+	c.bytes -= old.size
+	old.detached = true
+	old.mu.Unlock()
 	return true
 }
 

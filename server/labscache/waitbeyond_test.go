@@ -81,3 +81,31 @@ func TestMemo(t *testing.T) {
 		t.Error("an over-size view was kept")
 	}
 }
+
+// TestEvictionKeepsRunningFetch: when more launches are active than the cache
+// keeps, an evicted launch's fetch still completes for the views waiting on
+// it, instead of being cancelled and shown as an error.
+func TestEvictionKeepsRunningFetch(t *testing.T) {
+	c := New(Options{MaxEntries: 1})
+	release := make(chan struct{})
+	var cancelled bool
+	first := c.Start(context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
+		<-release
+		cancelled = ctx.Err() != nil
+		e.AddPage([]labsview.Result{{}}, 1, 1, false)
+		e.Finish(Final{})
+	})
+	c.Start(context.Background(), "L2", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) })
+	close(release)
+	if err := first.WaitDone(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cancelled || first.Len() != 1 {
+		t.Fatalf("evicted fetch: cancelled %v, %d results", cancelled, first.Len())
+	}
+	// Once complete, the extra launches are evicted at the next start.
+	c.Start(context.Background(), "L3", false, func(ctx context.Context, e *Entry) {})
+	if entries, _ := c.Stats(); entries != 1 {
+		t.Errorf("cache holds %d launches, want 1", entries)
+	}
+}

@@ -44,11 +44,14 @@ func nextClientIP() string {
 
 // launchEnv is the app behind a trusted proxy on loopback, with the store
 // named, and the Redis URL when the store is Redis.
-func launchEnv(t *testing.T, store string) (*servertest.Env, string) {
+func launchEnv(t *testing.T, store string, mutate ...func(*config.Config)) (*servertest.Env, string) {
 	t.Helper()
 	opts := servertest.Options{Mutate: func(c *config.Config) {
 		c.FHIR.PageSize = 100
 		c.TrustedProxies = []string{"127.0.0.1"}
+		for _, m := range mutate {
+			m(c)
+		}
 	}}
 	redisURL := ""
 	if store == "redis" {

@@ -117,6 +117,7 @@ func TestLoad(t *testing.T) {
 	fmt.Fprintf(&out, "\n| store | launches | active launches | heap per launch |\n|---|---|---:|---:|\n%s\n", strings.Join(mem, "\n"))
 	fmt.Fprintf(&out, "\nTargets: labs fragment p50/p99 ≤ L + 2 ms = %v; filter partials ≥ 2,000/s with p99 ≤ 50 ms at %d connections.\n", stubLatency+2*time.Millisecond, connections)
 	out.WriteString(launchTables(t))
+	out.WriteString(isolationTable(t))
 	t.Log("\n" + out.String())
 	if path := os.Getenv(LoadOutEnv); path != "" {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
