@@ -95,8 +95,11 @@ func TestEvictionKeepsRunningFetch(t *testing.T) {
 		e.AddPage([]labsview.Result{{}}, 1, 1, false)
 		e.Finish(Final{})
 	})
-	c.Start(context.Background(), "L2", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) })
+	second := c.Start(context.Background(), "L2", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) })
 	close(release)
+	if err := second.WaitDone(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := first.WaitDone(context.Background()); err != nil {
 		t.Fatal(err)
 	}
