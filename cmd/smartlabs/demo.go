@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -103,21 +101,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	fmt.Fprintf(stdout, "smartlabs demo is running.\n  Open the EHR simulator: %s/\n  (app at %s, FHIR base %s)\nPress Ctrl+C to stop.\n", ehrBase, appBase, sim.ISS())
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- serveUntilDone(ctx, ehrLn, sim) }()
-	go func() { errc <- serveUntilDone(ctx, appLn, a.handler) }()
-	err = <-errc
-	cancel()
-	err2 := <-errc
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	if errors.Is(err2, http.ErrServerClosed) {
-		err2 = nil
-	}
-	return errors.Join(err, err2)
+	return serveTogether(ctx, listener{ehrLn, sim}, listener{appLn, a.handler})
 }
 
 func portOf(ln net.Listener) string {

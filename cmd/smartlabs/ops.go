@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,21 +50,7 @@ func serveWithMetrics(ctx context.Context, ln net.Listener, a *app, metricsAddr 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", mln.Addr())
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- serveUntilDone(ctx, mln, mux) }()
-	go func() { errc <- serveUntilDone(ctx, ln, a.handler) }()
-	err = <-errc
-	cancel()
-	err2 := <-errc
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	if errors.Is(err2, http.ErrServerClosed) {
-		err2 = nil
-	}
-	return errors.Join(err, err2)
+	return serveTogether(ctx, listener{mln, mux}, listener{ln, a.handler})
 }
 
 // printKeyFiles tells the operator what each new file is for.

@@ -181,6 +181,32 @@ func openAudit(path string, stderr io.Writer) (zerolog.Logger, func(), error) {
 	return zerolog.New(f), func() { f.Close() }, nil
 }
 
+// listener is one address and what it serves.
+type listener struct {
+	ln net.Listener
+	h  http.Handler
+}
+
+// serveTogether serves every listener until ctx ends or one of them fails,
+// then stops them all, draining in-flight requests.
+func serveTogether(ctx context.Context, ls ...listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { errc <- serveUntilDone(ctx, l.ln, l.h) }()
+	}
+	var errs []error
+	for range ls {
+		err := <-errc
+		cancel()
+		if !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // serveUntilDone serves h on ln until ctx ends, then drains in-flight requests.
 func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error {
 	hs := &http.Server{

@@ -299,9 +299,14 @@ func (e *Entry) Finish(f Final) {
 
 // Wait blocks until the entry has at least one result or is complete, or ctx ends.
 func (e *Entry) Wait(ctx context.Context) error {
+	return e.waitUntil(ctx, func() bool { return e.done || len(e.results) > 0 })
+}
+
+// waitUntil blocks until cond, evaluated under e.mu, holds or ctx ends.
+func (e *Entry) waitUntil(ctx context.Context, cond func() bool) error {
 	for {
 		e.mu.Lock()
-		if e.done || len(e.results) > 0 {
+		if cond() {
 			e.mu.Unlock()
 			return nil
 		}
@@ -369,38 +374,12 @@ func (e *Entry) SetMemo(key string, b []byte) {
 // complete, or ctx ends. A progress poll uses it to answer as soon as there
 // is something new to show rather than on a fixed timer.
 func (e *Entry) WaitBeyond(ctx context.Context, fetched int) error {
-	for {
-		e.mu.Lock()
-		if e.done || e.fetched > fetched {
-			e.mu.Unlock()
-			return nil
-		}
-		ch := e.changed
-		e.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return e.waitUntil(ctx, func() bool { return e.done || e.fetched > fetched })
 }
 
 // WaitDone blocks until the entry is complete or ctx ends.
 func (e *Entry) WaitDone(ctx context.Context) error {
-	for {
-		e.mu.Lock()
-		if e.done {
-			e.mu.Unlock()
-			return nil
-		}
-		ch := e.changed
-		e.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return e.waitUntil(ctx, func() bool { return e.done })
 }
 
 // Len returns how many results the entry holds.
