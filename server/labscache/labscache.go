@@ -14,9 +14,11 @@ import (
 	"smartlabs/server/labsview"
 )
 
-// Defaults of Options.
+// Defaults of Options. The byte budget is the real bound on memory; the entry
+// count only caps bookkeeping, set well above the launches one replica serves
+// at once so that clinicians' lists are not evicted from under each other.
 const (
-	DefaultMaxEntries = 200
+	DefaultMaxEntries = 2000
 	DefaultMaxBytes   = 256 << 20
 	DefaultTTL        = 15 * time.Minute
 )

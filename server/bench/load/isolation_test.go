@@ -112,25 +112,18 @@ func ownPatientOnly(env *servertest.Env, hc *http.Client, p ehrsim.PatientInfo, 
 		return isolationCheck{err: err}
 	}
 	// Wait for the list as the page does: a long poll that the server holds
-	// until more results arrive, then one read of the full page.
+	// until more results arrive.
 	deadline := time.Now().Add(120 * time.Second)
 	after := "0"
 	var page string
 	for {
-		full := after == ""
-		u := env.AppURL + b.path
-		if !full {
-			u += "?after=" + after
-		}
-		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req, _ := http.NewRequest(http.MethodGet, env.AppURL+b.path+"?after="+after, nil)
 		req.Header.Set("X-Forwarded-For", ip)
-		if !full {
-			for k, v := range htmx("") {
-				req.Header[k] = v
-			}
-			req.Header.Set("HX-Trigger", "labs-poller")
-			req.Header.Set("HX-Target", "labs-results")
+		for k, v := range htmx("") {
+			req.Header[k] = v
 		}
+		req.Header.Set("HX-Trigger", "labs-poller")
+		req.Header.Set("HX-Target", "labs-results")
 		b.addCookies(req)
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -142,24 +135,15 @@ func ownPatientOnly(env *servertest.Env, hc *http.Client, p ehrsim.PatientInfo, 
 			return isolationCheck{err: fmt.Errorf("labs view: HTTP %d", resp.StatusCode)}
 		}
 		page = string(body)
-		if full && strings.Contains(page, `data-testid="banner-pending"`) && time.Now().Before(deadline) {
-			// Still loading after all (the poll raced the fetch's end): poll on.
-			after = "0"
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		if full {
+		// The answer that completes the list carries the banner too: the view
+		// is checked as the page shows it, with no further request.
+		if afterRe.FindStringSubmatch(page) == nil {
 			break
-		}
-		m := afterRe.FindStringSubmatch(page)
-		if m == nil {
-			after = "" // complete: read the full page once
-			continue
 		}
 		if time.Now().After(deadline) {
 			return isolationCheck{err: fmt.Errorf("labs view never completed")}
 		}
-		after = m[1]
+		after = afterRe.FindStringSubmatch(page)[1]
 	}
 	var c isolationCheck
 	m := bannerNameRe.FindStringSubmatch(page)
