@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -54,5 +55,5 @@ func (s *Server) routes() *echo.Echo {
 }
 
 func hasPrefix(c echo.Context, p string) bool {
-	return len(c.Request().URL.Path) >= len(p) && c.Request().URL.Path[:len(p)] == p
+	return strings.HasPrefix(c.Request().URL.Path, p)
 }
