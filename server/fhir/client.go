@@ -306,12 +306,24 @@ func (c *Client) fetchPage(base *url.URL, patientID string) fetchFunc {
 	}
 }
 
-// decodeBundle decodes a searchset Bundle into a page in one pass: each entry's
+// decodeBundle decodes a searchset Bundle into a page: by the streaming
+// decoder (about twice as fast, see stream.go) when it can, otherwise, for
+// nulls, wrong types or bad JSON, by decodeBundleReflect, which sets the
+// behaviour and the error.
+func decodeBundle(body []byte, patientID string) (*page, error) {
+	p, err := decodeBundleStream(body, patientID)
+	if err == errFallback {
+		return decodeBundleReflect(body, patientID)
+	}
+	return p, err
+}
+
+// decodeBundleReflect decodes a searchset Bundle into a page in one pass: each entry's
 // resource is parsed once, into the union of the fields of the types a search
 // returns. Only when that fails on a field's type (an included resource of
 // another type can reuse a name with another shape) is the Bundle decoded
 // again entry by entry, so a stray resource cannot spoil the page.
-func decodeBundle(body []byte, patientID string) (*page, error) {
+func decodeBundleReflect(body []byte, patientID string) (*page, error) {
 	var b wireBundle
 	err := unmarshal(body, &b)
 	var se *json.SemanticError
@@ -374,7 +386,7 @@ func (p *page) addObservation(w *wireObservation, patientID string, i int) error
 	return nil
 }
 
-// decodeBundleByEntry is the slow path of decodeBundle: the Bundle with raw
+// decodeBundleByEntry is the slow path of decodeBundleReflect: the Bundle with raw
 // entries, then each entry by its resourceType.
 func decodeBundleByEntry(body []byte, patientID string) (*page, error) {
 	var b wireBundleRaw
@@ -468,6 +480,9 @@ func (c *Client) search(ctx context.Context, base, first *url.URL, fetch fetchFu
 	return res
 }
 
+// maxPrealloc bounds the results allocated ahead from a Bundle's total.
+const maxPrealloc = 5000
+
 // searchOnce follows the pages from first. restart is true when a next link
 // answered Epic's paging-session-expired code.
 func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fetchFunc, restarted bool) (res *LabsResult, restart bool) {
@@ -498,6 +513,11 @@ func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fet
 			return res, false
 		}
 		res.Pages++
+		if res.Observations == nil && p.total > len(p.observations) {
+			// Bundle.total sizes the list once; it is the server's claim, so
+			// the allocation it can cause is bounded.
+			res.Observations = make([]Observation, 0, min(p.total, maxPrealloc))
+		}
 		res.Observations = append(res.Observations, p.observations...)
 		res.Outcomes = append(res.Outcomes, p.outcomes...)
 		if c.OnPage != nil {
