@@ -599,6 +599,20 @@ func (d *streamDecoder) component(w *wireComponent) error {
 	})
 }
 
+// arenaArray reads a JSON array whose elements are appended to arena (one
+// allocation shared by the page) and returns them as their own slice. The
+// elements must not themselves append to the same arena, or they would not be
+// contiguous.
+func arenaArray[T any](d *streamDecoder, arena *[]T, read func(*T) error) ([]T, error) {
+	start := len(*arena)
+	err := d.array(func() error {
+		var zero T
+		*arena = append(*arena, zero)
+		return read(&(*arena)[len(*arena)-1])
+	})
+	return (*arena)[start:len(*arena):len(*arena)], err
+}
+
 // concept reads a CodeableConcept.
 func (d *streamDecoder) concept(w *wireConcept) error {
 	return d.object(func(name []byte) error {
@@ -606,10 +620,9 @@ func (d *streamDecoder) concept(w *wireConcept) error {
 		case "text":
 			return d.strInto(&w.Text)
 		case "coding":
-			start := len(d.acodings)
-			err := d.array(func() error {
-				d.acodings = append(d.acodings, wireCoding{})
-				c := &d.acodings[len(d.acodings)-1]
+			// Codings hold no codings, so this concept's codings are contiguous.
+			var err error
+			w.Coding, err = arenaArray(d, &d.acodings, func(c *wireCoding) error {
 				return d.object(func(name []byte) error {
 					switch string(name) {
 					case "system":
@@ -622,8 +635,6 @@ func (d *streamDecoder) concept(w *wireConcept) error {
 					return d.skip()
 				})
 			})
-			// Codings hold no concepts, so this concept's codings are contiguous.
-			w.Coding = d.acodings[start:len(d.acodings):len(d.acodings)]
 			return err
 		}
 		return d.skip()
@@ -633,12 +644,8 @@ func (d *streamDecoder) concept(w *wireConcept) error {
 // concepts reads an array of CodeableConcepts.
 func (d *streamDecoder) concepts(ws *[]wireConcept) error {
 	// Concepts hold no concepts, so the array's elements are contiguous.
-	start := len(d.aconcepts)
-	err := d.array(func() error {
-		d.aconcepts = append(d.aconcepts, wireConcept{})
-		return d.concept(&d.aconcepts[len(d.aconcepts)-1])
-	})
-	*ws = d.aconcepts[start:len(d.aconcepts):len(d.aconcepts)]
+	var err error
+	*ws, err = arenaArray(d, &d.aconcepts, d.concept)
 	return err
 }
 
@@ -654,12 +661,8 @@ func (d *streamDecoder) reference(w *wireReference) error {
 
 // references reads an array of References.
 func (d *streamDecoder) references(ws *[]wireReference) error {
-	start := len(d.arefs)
-	err := d.array(func() error {
-		d.arefs = append(d.arefs, wireReference{})
-		return d.reference(&d.arefs[len(d.arefs)-1])
-	})
-	*ws = d.arefs[start:len(d.arefs):len(d.arefs)]
+	var err error
+	*ws, err = arenaArray(d, &d.arefs, d.reference)
 	return err
 }
 
@@ -685,10 +688,8 @@ func (d *streamDecoder) quantity(w *wireQuantity) error {
 // ranges reads an array of reference ranges.
 func (d *streamDecoder) ranges(ws *[]wireRange) error {
 	// Ranges hold no ranges, so the array's elements are contiguous.
-	start := len(d.aranges)
-	err := d.array(func() error {
-		d.aranges = append(d.aranges, wireRange{})
-		r := &d.aranges[len(d.aranges)-1]
+	var err error
+	*ws, err = arenaArray(d, &d.aranges, func(r *wireRange) error {
 		return d.object(func(name []byte) error {
 			switch string(name) {
 			case "low":
@@ -703,7 +704,6 @@ func (d *streamDecoder) ranges(ws *[]wireRange) error {
 			return d.skip()
 		})
 	})
-	*ws = d.aranges[start:len(d.aranges):len(d.aranges)]
 	return err
 }
 
