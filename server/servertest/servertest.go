@@ -114,10 +114,10 @@ func New(t testing.TB, opts Options) *Env {
 		simNow = opts.Now
 	}
 
-	appLn := mustListen(t)
-	simLn := mustListen(t)
-	h.AppURL = "http://localhost:" + port(appLn)
-	h.SimURL = "http://127.0.0.1:" + port(simLn)
+	appLn := Listen(t)
+	simLn := Listen(t)
+	h.AppURL = "http://localhost:" + Port(appLn)
+	h.SimURL = "http://127.0.0.1:" + Port(simLn)
 
 	h.Cfg = &config.Config{
 		Listen:         appLn.Addr().String(),
@@ -186,8 +186,8 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := h.newServer(appStore, appKV)
 	h.Handler = srv
-	serve(t, appLn, srv)
-	serve(t, simLn, sim)
+	Serve(t, appLn, srv)
+	Serve(t, simLn, sim)
 	return h
 }
 
@@ -246,9 +246,9 @@ func (h *Env) Replica() *Replica {
 	}
 	store, kv := h.redisStores()
 	srv := h.newServer(store, kv)
-	ln := mustListen(h.t)
-	serve(h.t, ln, srv)
-	return &Replica{URL: "http://localhost:" + port(ln), Handler: srv}
+	ln := Listen(h.t)
+	Serve(h.t, ln, srv)
+	return &Replica{URL: "http://localhost:" + Port(ln), Handler: srv}
 }
 
 func (h *Env) recordLaunch(l session.Launch) {
@@ -262,7 +262,8 @@ func (h *Env) recordLaunch(l session.Launch) {
 	}
 }
 
-func mustListen(t testing.TB) net.Listener {
+// Listen opens a listener on a free loopback port.
+func Listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -271,12 +272,14 @@ func mustListen(t testing.TB) net.Listener {
 	return ln
 }
 
-func port(ln net.Listener) string {
+// Port is the listener's port number as text.
+func Port(ln net.Listener) string {
 	_, p, _ := net.SplitHostPort(ln.Addr().String())
 	return p
 }
 
-func serve(t testing.TB, ln net.Listener, h http.Handler) {
+// Serve serves h on ln until the test ends.
+func Serve(t testing.TB, ln net.Listener, h http.Handler) {
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
 	hs.Start()
 	t.Cleanup(hs.Close)

@@ -10,9 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -197,8 +195,8 @@ func startSPA(t *testing.T) *spaEnv {
 	if _, err := os.Stat(filepath.Join(dir, "dist", "app.js")); err != nil {
 		t.Fatalf("the SPA is not built: run npm ci && npm run build in server/bench/spa (%v)", err)
 	}
-	appLn, simLn := mustListen(t), mustListen(t)
-	e := &spaEnv{appURL: "http://localhost:" + port(appLn), simURL: "http://127.0.0.1:" + port(simLn)}
+	appLn, simLn := servertest.Listen(t), servertest.Listen(t)
+	e := &spaEnv{appURL: "http://localhost:" + servertest.Port(appLn), simURL: "http://127.0.0.1:" + servertest.Port(simLn)}
 	sim, err := ehrsim.New(ehrsim.Options{
 		BaseURL: e.simURL, AppLaunchURL: e.appURL + "/launch.html",
 		Clients:  []ehrsim.Client{{ID: spaID, Public: true, RedirectURIs: []string{e.appURL + "/index.html"}}},
@@ -222,8 +220,8 @@ func startSPA(t *testing.T) *spaEnv {
 			http.ServeContent(w, r, name, time.Time{}, f)
 		})
 	}
-	serve(t, appLn, gzipped(files))
-	serve(t, simLn, gzipped(sim))
+	servertest.Serve(t, appLn, gzipped(files))
+	servertest.Serve(t, simLn, gzipped(sim))
 	return e
 }
 
@@ -439,26 +437,6 @@ func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 
 func kb(n int) string { return fmt.Sprintf("%.1f KB", float64(n)/1024) }
-
-func mustListen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
-func port(ln net.Listener) string {
-	_, p, _ := net.SplitHostPort(ln.Addr().String())
-	return p
-}
-
-func serve(t *testing.T, ln net.Listener, h http.Handler) {
-	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
-	hs.Start()
-	t.Cleanup(hs.Close)
-}
 
 func boolInt(b bool) int {
 	if b {
