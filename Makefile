@@ -29,7 +29,8 @@ build: ## Build bin/smartlabs.
 	$(GO) build -o bin/smartlabs ./cmd/smartlabs
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, and no build outputs or large files tracked by git.
+	$(GO) run ./cmd/repocheck
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
