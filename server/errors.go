@@ -17,7 +17,10 @@ import (
 // AppError is an error with words a clinician can read. Only Title, Public
 // and Actions are ever shown; Err is for the log.
 type AppError struct {
-	Status  int
+	Status int
+	// Reason is a short code saying why, logged with the error: a fixed
+	// string such as "launch.unknown_iss", never request data or PHI.
+	Reason  string
 	Title   string
 	Public  string
 	Actions []errorpage.Action
@@ -41,9 +44,14 @@ func (e *AppError) Unwrap() error { return e.Err }
 // reopenAction is the advice for every dead end inside the EHR frame.
 const reopenText = "Reopen smartlabs from the patient's chart in the EHR."
 
-func badRequest(title, public string, err error) *AppError {
-	return &AppError{Status: http.StatusBadRequest, Title: title, Public: public, Err: err}
+// badRequest is a 400 page with its logged reason code.
+func badRequest(reason, title, public string, err error) *AppError {
+	return &AppError{Status: http.StatusBadRequest, Reason: reason, Title: title, Public: public, Err: err}
 }
+
+// reasonUnclassified is logged for an error that names no reason; tests
+// assert that no 4xx is ever logged with it.
+const reasonUnclassified = "unclassified"
 
 // asAppError classifies any error into what the user sees.
 func asAppError(err error) *AppError {
@@ -55,20 +63,20 @@ func asAppError(err error) *AppError {
 	if errors.As(err, &he) {
 		switch he.Code {
 		case http.StatusNotFound:
-			return &AppError{Status: he.Code, Title: "Page not found", Public: "There is nothing at this address. " + reopenText, Err: err}
+			return &AppError{Status: he.Code, Reason: "not_found", Title: "Page not found", Public: "There is nothing at this address. " + reopenText, Err: err}
 		case http.StatusMethodNotAllowed:
-			return &AppError{Status: he.Code, Title: "Not allowed", Public: "This address does not accept that kind of request.", Err: err}
+			return &AppError{Status: he.Code, Reason: "method_not_allowed", Title: "Not allowed", Public: "This address does not accept that kind of request.", Err: err}
 		}
 		if he.Code >= 400 && he.Code < 500 {
-			return &AppError{Status: he.Code, Title: "Request not accepted", Public: "smartlabs could not accept this request. " + reopenText, Err: err}
+			return &AppError{Status: he.Code, Reason: "http_" + strconv.Itoa(he.Code), Title: "Request not accepted", Public: "smartlabs could not accept this request. " + reopenText, Err: err}
 		}
 	}
 	if errors.Is(err, session.ErrStore) {
-		return &AppError{Status: http.StatusServiceUnavailable, Title: "smartlabs is briefly unavailable",
+		return &AppError{Status: http.StatusServiceUnavailable, Reason: "session_store", Title: "smartlabs is briefly unavailable",
 			Public: "smartlabs cannot reach its session store right now. Try again in a minute.", Err: err}
 	}
 	if errors.Is(err, session.ErrNoLaunch) {
-		return &AppError{Status: http.StatusNotFound, Title: "This view is not open in this browser",
+		return &AppError{Status: http.StatusNotFound, Reason: "launch.not_found", Title: "This view is not open in this browser",
 			Public: "This smartlabs view has ended or belongs to another browser session. " + reopenText, Err: err}
 	}
 	var se *smart.Error
@@ -79,12 +87,12 @@ func asAppError(err error) *AppError {
 	if errors.As(err, &fe) {
 		return fhirAppError(fe)
 	}
-	return &AppError{Status: http.StatusInternalServerError, Title: "Something went wrong",
+	return &AppError{Status: http.StatusInternalServerError, Reason: "internal", Title: "Something went wrong",
 		Public: "smartlabs ran into a problem it did not expect. Try again; if it persists, tell support the reference below.", Err: err}
 }
 
 func smartAppError(se *smart.Error) *AppError {
-	ae := &AppError{Public: se.Public, Err: se}
+	ae := &AppError{Reason: "smart." + se.Kind.String(), Public: se.Public, Err: se}
 	switch se.Kind {
 	case smart.KindUnreachable:
 		ae.Status, ae.Title = http.StatusBadGateway, "The EHR could not be reached"
@@ -111,7 +119,7 @@ func smartAppError(se *smart.Error) *AppError {
 }
 
 func fhirAppError(fe *fhir.Error) *AppError {
-	ae := &AppError{Status: http.StatusBadGateway, Title: "The EHR's data could not be loaded", Public: fe.Public, Err: fe}
+	ae := &AppError{Status: http.StatusBadGateway, Reason: "fhir." + string(fe.Kind), Title: "The EHR's data could not be loaded", Public: fe.Public, Err: fe}
 	switch fe.Kind {
 	case fhir.KindUnauthorized:
 		ae.Status, ae.Title = http.StatusUnauthorized, "Your session with the EHR has ended"
@@ -140,7 +148,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if ae.Status >= 500 {
 		ev = s.log.Error()
 	}
-	ev.Str("request_id", rid).Str("route", routeOf(c)).Int("status", ae.Status).AnErr("error", ae.Err).Msg("request failed")
+	reason := ae.Reason
+	if reason == "" {
+		reason = reasonUnclassified
+	}
+	ev.Str("request_id", rid).Str("route", routeOf(c)).Int("status", ae.Status).Str("reason", reason).AnErr("error", ae.Err).Msg("request failed")
 
 	props := errorpage.Props{Status: ae.Status, Title: ae.Title, Message: ae.Public, RequestID: rid, Actions: ae.Actions,
 		Layout: s.layoutProps(ae.Title + " – smartlabs")}

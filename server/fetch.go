@@ -156,7 +156,7 @@ func (s *Server) refreshLaunch(ctx context.Context, l *session.Launch, stale str
 			return cur, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, &AppError{Status: http.StatusServiceUnavailable, Title: "smartlabs is briefly unavailable",
+			return nil, &AppError{Status: http.StatusServiceUnavailable, Reason: "refresh.lock_timeout", Title: "smartlabs is briefly unavailable",
 				Public: "smartlabs could not renew its access to the EHR in time. Try again in a minute.",
 				Err:    errors.New("timed out waiting for the refresh lock")}
 		}
@@ -233,6 +233,6 @@ func (s *Server) endLaunch(ctx context.Context, l *session.Launch, cause error) 
 // then shows this page itself: never a redirect to the authorization server
 // inside a fragment, and no loop, because the full page ends here too.
 func sessionEnded(launchID string, cause error) *AppError {
-	return &AppError{Status: http.StatusUnauthorized, Title: "Your smartlabs session has ended",
+	return &AppError{Status: http.StatusUnauthorized, Reason: "launch.ended", Title: "Your smartlabs session has ended",
 		Public: "Reopen smartlabs from the patient's chart.", HXRedirect: labsPath(launchID), Err: cause}
 }

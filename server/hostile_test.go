@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -379,4 +381,34 @@ func TestHostileRequests(t *testing.T) {
 	if bytes.Contains([]byte(h.Audit.String()), []byte("hostile()")) {
 		t.Error("the audit log holds a hostile parameter")
 	}
+	// Every refusal is logged with a reason code an operator can count.
+	if n := checkReasons(t, logs); n < 40 {
+		t.Errorf("only %d refusals logged with a reason, want at least 40", n)
+	}
+}
+
+// reasonRe is the shape of a logged reason code: fixed words, no request data.
+var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`)
+
+// checkReasons asserts that every 4xx in logs carries a classified reason
+// code and returns how many it saw.
+func checkReasons(t *testing.T, logs string) int {
+	t.Helper()
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		var ev struct {
+			Message string `json:"message"`
+			Status  int    `json:"status"`
+			Reason  string `json:"reason"`
+			Route   string `json:"route"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.Message != "request failed" || ev.Status < 400 || ev.Status > 499 {
+			continue
+		}
+		n++
+		if !reasonRe.MatchString(ev.Reason) || ev.Reason == "unclassified" || len(ev.Reason) > 64 {
+			t.Errorf("%d at %s logged with reason %q", ev.Status, ev.Route, ev.Reason)
+		}
+	}
+	return n
 }

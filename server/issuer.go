@@ -64,7 +64,7 @@ func checkCallbackPath(c echo.Context, is *config.Issuer) error {
 	if c.Request().URL.Path == config.RedirectPathOf(is) {
 		return nil
 	}
-	return badRequest("This sign-in answer arrived at the wrong address",
+	return badRequest("callback.wrong_path", "This sign-in answer arrived at the wrong address",
 		"The EHR's sign-in service answered at an address registered for another organisation, so it was refused. "+reopenText,
 		errors.New("callback path does not match the issuer's redirect_path"))
 }

@@ -93,7 +93,7 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.FHIR.ViewTimeout)
 	defer cancel()
 	if err := e.Wait(ctx); err != nil {
-		return &AppError{Status: http.StatusGatewayTimeout, Title: "The EHR did not answer in time",
+		return &AppError{Status: http.StatusGatewayTimeout, Reason: "labs.wait_timeout", Title: "The EHR did not answer in time",
 			Public: "smartlabs asked the EHR for this patient's results but no answer came in time. Refresh to try again.", Err: err}
 	}
 	if after, err := strconv.Atoi(q.Get("after")); err == nil && c.Request().Header.Get("HX-Trigger") == pollerID {
@@ -348,7 +348,7 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 				p.Analyte = &labs.Analyte{Key: v.key, Name: "Loading…", BackURL: labs.PageURL(base, v.mode, v.filter)}
 				break
 			}
-			return labs.Props{}, &AppError{Status: http.StatusNotFound, Title: "No such test",
+			return labs.Props{}, &AppError{Status: http.StatusNotFound, Reason: "labs.no_such_test", Title: "No such test",
 				Public: "This patient has no results for that test.", Err: errors.New("analyte not found")}
 		}
 		p.Shown = len(p.Analyte.Rows)

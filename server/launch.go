@@ -36,21 +36,21 @@ func (s *Server) handleLaunch(c echo.Context) error {
 	r := c.Request()
 	q := r.URL.Query()
 	if len(q["iss"]) > 1 || len(q["launch"]) > 1 {
-		return badRequest("This launch link is malformed", "The link names the EHR or the launch more than once. "+reopenText, nil)
+		return badRequest("launch.duplicate_param", "This launch link is malformed", "The link names the EHR or the launch more than once. "+reopenText, nil)
 	}
 	issParam, launchToken := q.Get("iss"), q.Get("launch")
 	if issParam == "" {
-		return badRequest("This link does not say which EHR opened smartlabs",
+		return badRequest("launch.no_iss", "This link does not say which EHR opened smartlabs",
 			"smartlabs must be opened from an EHR, which adds its address to the link. "+reopenText, nil)
 	}
 	if len(issParam) > maxParam || len(launchToken) > maxParam {
-		return badRequest("This launch link is too long", "The launch link is longer than any EHR sends. "+reopenText, nil)
+		return badRequest("launch.too_long", "This launch link is too long", "The launch link is longer than any EHR sends. "+reopenText, nil)
 	}
 	// The iss is checked against the config before anything else happens, so
 	// an unknown server never receives a request from us.
 	iss := s.cfg.Lookup(issParam)
 	if iss == nil {
-		return badRequest("smartlabs is not set up for this EHR",
+		return badRequest("launch.unknown_iss", "smartlabs is not set up for this EHR",
 			"The EHR that opened smartlabs is not one this installation is configured to work with. Ask your EHR support team to check the smartlabs registration.", nil)
 	}
 	ctx := r.Context()
@@ -66,6 +66,7 @@ func (s *Server) handleLaunch(c echo.Context) error {
 		q.Del(cookieCheckParam)
 		return &AppError{
 			Status: http.StatusBadRequest,
+			Reason: "launch.cookie_blocked",
 			Title:  "Your browser blocked smartlabs' cookie",
 			Public: "Inside the EHR window this browser does not keep the cookie smartlabs needs to sign you in safely. Open smartlabs in its own window instead.",
 			Actions: []errorpage.Action{{
@@ -79,16 +80,10 @@ func (s *Server) handleLaunch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if launchToken != "" {
-		fresh, err := s.sessions.MarkLaunchTokenUsed(ctx, iss.ISS, launchToken)
-		if err != nil {
-			return err
-		}
-		if !fresh {
-			return badRequest("This launch has already been used",
-				"Each time smartlabs is opened, the EHR gives it a one-time launch. This one was used already, for example by reloading the page. "+reopenText, nil)
-		}
-	}
+	// The launch value is an opaque handle to the EHR's context, not ours to
+	// police: whether it may be used again is the authorization server's call
+	// (Epic's are single use; test launchers reuse one per setting), and its
+	// refusal comes back to /callback as an error answer.
 	ar, err := smart.NewAuthRequest(d, *iss, s.cfg.RedirectURIFor(iss), launchToken)
 	if err != nil {
 		return err
@@ -131,7 +126,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 	ctx := r.Context()
 	state := q.Get("state")
 	if state == "" || len(state) > 512 || len(q["state"]) > 1 {
-		return badRequest("This sign-in answer is incomplete",
+		return badRequest("callback.no_state", "This sign-in answer is incomplete",
 			"The answer from the EHR's sign-in service is missing its check value. "+reopenText, nil)
 	}
 	// The pending request is consumed before anything else, so a state works exactly once.
@@ -143,7 +138,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 		s.releasePendingSlot(ctx, state)
 	}
 	if !ok {
-		return badRequest("This sign-in has expired or was already used",
+		return badRequest("callback.unknown_state", "This sign-in has expired or was already used",
 			"smartlabs did not start this sign-in, it took longer than 10 minutes, or the page was reloaded. "+reopenText, nil)
 	}
 	// From here on, error pages show inside this issuer's EHR frame.
@@ -153,6 +148,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 		if !session.HasCookie(r) {
 			return &AppError{
 				Status: http.StatusBadRequest,
+				Reason: "callback.cookie_missing",
 				Title:  "Your browser did not return smartlabs' cookie",
 				Public: "The sign-in finished, but this browser did not send back the cookie that ties it to you, so smartlabs cannot continue safely. Open smartlabs in its own window and try again.",
 				Actions: []errorpage.Action{{
@@ -160,12 +156,12 @@ func (s *Server) handleCallback(c echo.Context) error {
 				}},
 			}
 		}
-		return badRequest("This sign-in belongs to another browser session",
+		return badRequest("callback.other_browser", "This sign-in belongs to another browser session",
 			"The sign-in answer does not match this browser's session, so it was refused. "+reopenText, nil)
 	}
 	iss := s.cfg.Lookup(p.ISS)
 	if iss == nil {
-		return badRequest("smartlabs is not set up for this EHR", "This EHR is no longer configured. "+reopenText, nil)
+		return badRequest("callback.unknown_iss", "smartlabs is not set up for this EHR", "This EHR is no longer configured. "+reopenText, nil)
 	}
 	if err := checkCallbackPath(c, iss); err != nil {
 		return err
@@ -175,7 +171,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > maxParam {
-		return badRequest("This sign-in answer is incomplete", "The EHR's sign-in answer carries no authorization code. "+reopenText, nil)
+		return badRequest("callback.no_code", "This sign-in answer is incomplete", "The EHR's sign-in answer carries no authorization code. "+reopenText, nil)
 	}
 	d, err := s.smart.Discover(ctx, *iss)
 	if err != nil {
@@ -190,7 +186,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 		return err
 	}
 	if tok.Patient == "" {
-		return &AppError{Status: http.StatusBadGateway, Title: "No patient was selected",
+		return &AppError{Status: http.StatusBadGateway, Reason: "callback.no_patient", Title: "No patient was selected",
 			Public: "The EHR did not say which patient smartlabs was opened for, so nothing can be shown. " + reopenText,
 			Err:    errors.New("token response without patient")}
 	}
@@ -215,17 +211,17 @@ func (s *Server) handleCallback(c echo.Context) error {
 func authorizationError(code string) *AppError {
 	switch code {
 	case "access_denied":
-		return &AppError{Status: http.StatusForbidden, Title: "Access was not granted",
+		return &AppError{Status: http.StatusForbidden, Reason: "callback.access_denied", Title: "Access was not granted",
 			Public: "The EHR did not give smartlabs access to this patient's results. If that is unexpected, " + lowerFirst(reopenText)}
 	case "invalid_scope", "unauthorized_client":
-		return &AppError{Status: http.StatusForbidden, Title: "smartlabs is not allowed to do this",
+		return &AppError{Status: http.StatusForbidden, Reason: "callback." + code, Title: "smartlabs is not allowed to do this",
 			Public: "The EHR refused the access smartlabs asked for (" + code + "). Ask your EHR support team to check the smartlabs registration."}
 	}
 	safe := "other"
 	if len(code) <= 40 && isToken(code) {
 		safe = code
 	}
-	return badRequest("The EHR refused the sign-in", "The EHR's sign-in service answered with an error ("+safe+"). "+reopenText, nil)
+	return badRequest("callback.error."+safe, "The EHR refused the sign-in", "The EHR's sign-in service answered with an error ("+safe+"). "+reopenText, nil)
 }
 
 func isToken(s string) bool {
@@ -267,7 +263,7 @@ func (s *Server) claimPendingSlot(ctx context.Context, browser, state string) er
 			return kv.Set(ctx, pendingSlotKey(state), []byte(slot), session.PendingTTL)
 		}
 	}
-	return &AppError{Status: http.StatusTooManyRequests, Title: "Too many sign-ins in progress",
+	return &AppError{Status: http.StatusTooManyRequests, Reason: "launch.too_many_pending", Title: "Too many sign-ins in progress",
 		Public:     "This browser has started smartlabs many times without finishing signing in. Close the other smartlabs windows, or wait ten minutes, then reopen smartlabs from the patient's chart.",
 		RetryAfter: int(session.PendingTTL / time.Second),
 		Err:        errors.New("pending sign-in slots exhausted")}

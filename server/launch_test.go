@@ -178,22 +178,44 @@ func TestHeadLaunchStartsNothing(t *testing.T) {
 	}
 }
 
-// TestReloadNeverReusesLaunchToken: the launch URL again (a reload) is refused
-// before the token reaches the EHR a second time.
-func TestReloadNeverReusesLaunchToken(t *testing.T) {
+// TestRelaunchWithTheSameLaunchValue: a launcher that sends the same launch
+// value every time for the same settings (smart-launcher-v2) launches again
+// and again, in the same browser and in another one: whether a launch value
+// may be reused is the authorization server's decision, not ours.
+func TestRelaunchWithTheSameLaunchValue(t *testing.T) {
+	h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{ReusableLaunch: true}})
+	p := h.Patient("Lin")
+	u := h.LaunchURL(p.ID)
+	b := newBrowser(t)
+	for i, br := range []*browser{b, b, newBrowser(t)} {
+		resp, doc, _ := br.get(u)
+		if resp.StatusCode != http.StatusOK || resp.Request.URL.Path == "/callback" || !strings.HasPrefix(resp.Request.URL.Path, "/l/") {
+			t.Fatalf("launch %d with the same launch value: %d at %s (%q)", i+1, resp.StatusCode, resp.Request.URL.Path, text(doc, "error-title"))
+		}
+	}
+	if n := h.CountSimRequests("/oauth2/authorize"); n != 3 {
+		t.Errorf("%d authorize requests, want 3 (one per launch)", n)
+	}
+}
+
+// TestSingleUseLaunchRefusedByTheEHR: an EHR whose launch values are single
+// use (Epic) refuses a reload at its authorization server, and the clinician
+// gets the plain "reopen from the chart" page; the refusal is logged with a
+// reason code.
+func TestSingleUseLaunchRefusedByTheEHR(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	u := h.LaunchURL(h.Patient("Lin").ID)
 	b := newBrowser(t)
 	if r, _, _ := b.get(u); r.StatusCode != http.StatusOK {
 		t.Fatalf("first launch: %d", r.StatusCode)
 	}
-	before := h.CountSimRequests("/oauth2/authorize")
 	resp, doc, _ := b.get(u)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(text(doc, "error-title"), "already been used") {
-		t.Fatalf("reload: %d %q", resp.StatusCode, text(doc, "error-title"))
+	assertPage(t, resp, doc, 400, "refused the sign-in")
+	if msg := text(doc, "error-message"); !strings.Contains(msg, "Reopen smartlabs from the patient's chart") {
+		t.Errorf("message %q does not say to reopen from the chart", msg)
 	}
-	if after := h.CountSimRequests("/oauth2/authorize"); after != before {
-		t.Errorf("reload sent the launch token to the EHR again")
+	if !strings.Contains(h.Logs.String(), `"reason":"callback.error.invalid_request"`) {
+		t.Errorf("no log line with reason callback.error.invalid_request:\n%s", h.Logs.String())
 	}
 }
 

@@ -89,7 +89,7 @@ const (
 
 // forgeryError is the page for a request that failed the anti-forgery checks.
 func forgeryError(reason string) *AppError {
-	return &AppError{Status: http.StatusForbidden, Title: "Request refused",
+	return &AppError{Status: http.StatusForbidden, Reason: "antiforgery", Title: "Request refused",
 		Public: "smartlabs refused this request because it did not come from smartlabs' own page. " + reopenText,
 		Err:    errors.New("anti-forgery: " + reason)}
 }
@@ -147,7 +147,7 @@ func (s *Server) requireHTMX(next echo.HandlerFunc) echo.HandlerFunc {
 	guarded := s.requireAntiForgery(next)
 	return func(c echo.Context) error {
 		if !isHTMX(c) {
-			return &AppError{Status: http.StatusBadRequest, Title: "This address is part of a page",
+			return &AppError{Status: http.StatusBadRequest, Reason: "fragment_without_htmx", Title: "This address is part of a page",
 				Public: "This address only serves smartlabs' own page, not a browser tab. " + reopenText,
 				Err:    errors.New("fragment route without HX-Request")}
 		}

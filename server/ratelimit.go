@@ -137,7 +137,7 @@ func ipKey(s string) string {
 }
 
 func tooManyRequests(wait time.Duration, which string) *AppError {
-	return &AppError{Status: http.StatusTooManyRequests, Title: "Too many sign-ins at once",
+	return &AppError{Status: http.StatusTooManyRequests, Reason: "rate_limited", Title: "Too many sign-ins at once",
 		Public:     "smartlabs was opened too many times in a short while. Wait a minute, then reopen smartlabs from the patient's chart.",
 		RetryAfter: max(1, int(math.Ceil(wait.Seconds()))),
 		Err:        errors.New("rate limited: " + which)}

@@ -369,7 +369,7 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		g := s.launches[launch]
 		s.mu.Unlock()
 		switch {
-		case g == nil || g.used || s.now().After(g.exp):
+		case g == nil || g.used && !sw.ReusableLaunch || s.now().After(g.exp):
 			fail("invalid_request", "The launch context is unknown, used or expired.")
 			return
 		case g.client != c.ID:
@@ -400,7 +400,7 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if hasLaunch {
 		g := s.launches[launch]
-		if g == nil || g.used {
+		if g == nil || g.used && !sw.ReusableLaunch {
 			s.mu.Unlock()
 			fail("invalid_request", "The launch context is unknown, used or expired.")
 			return

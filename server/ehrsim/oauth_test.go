@@ -100,6 +100,23 @@ func TestAuthorizeStrict(t *testing.T) {
 	}
 }
 
+// TestAuthorizeReusableLaunch: with ReusableLaunch, as smart-launcher-v2
+// does, one launch value works again and again until it expires.
+func TestAuthorizeReusableLaunch(t *testing.T) {
+	p0 := patientSpecs[0].id
+	f := mustFixture(t, Switches{ReusableLaunch: true})
+	v, _ := f.ehrLaunchParams(t, p0, secretClient, defaultScope)
+	for i := range 3 {
+		if q := mustLocation(t, f.authorize(t, v)).Query(); q.Get("code") == "" {
+			t.Fatalf("use %d: error %q, want a code", i+1, q.Get("error"))
+		}
+	}
+	f.advance(6 * time.Minute)
+	if q := mustLocation(t, f.authorize(t, v)).Query(); q.Get("error") != "invalid_request" {
+		t.Errorf("expired launch: error = %q, want invalid_request", q.Get("error"))
+	}
+}
+
 func TestAuthorizeLaunchSingleUseAndExpiry(t *testing.T) {
 	p0 := patientSpecs[0].id
 	f := mustFixture(t, Switches{})

@@ -92,6 +92,10 @@ type Switches struct {
 	// RevokeRefresh makes every refresh_token grant answer invalid_grant, as
 	// when the EHR revoked the grant or the user's EHR session ended.
 	RevokeRefresh bool
+	// ReusableLaunch lets a launch token be used again until it expires, as
+	// smart-launcher-v2 does (it sends the same launch value every time for
+	// the same settings); Epic's launch tokens are single use.
+	ReusableLaunch bool
 }
 
 // Request is one entry of the simulator's request log.

@@ -242,13 +242,6 @@ func (m *Manager) TakePending(ctx context.Context, state string) (*Pending, bool
 	return &p, true, nil
 }
 
-// MarkLaunchTokenUsed records that an EHR launch token was sent to the
-// authorization server and reports false when it had been already: Epic's
-// launch tokens are single use, so a reload must not replay one.
-func (m *Manager) MarkLaunchTokenUsed(ctx context.Context, iss, launchToken string) (bool, error) {
-	return m.kv.SetNX(ctx, hashKey("launchtok:", iss+"\n"+launchToken), []byte{1}, 24*time.Hour)
-}
-
 // Launch is everything the server knows about one launch. It never leaves the server.
 type Launch struct {
 	ID                string          `json:"id"`

@@ -72,20 +72,6 @@ func TestPendingSingleUse(t *testing.T) {
 	}
 }
 
-func TestLaunchTokenOnce(t *testing.T) {
-	m := mustManager(t)
-	ctx := context.Background()
-	if ok, _ := m.MarkLaunchTokenUsed(ctx, "https://a", "tok"); !ok {
-		t.Fatal("first use refused")
-	}
-	if ok, _ := m.MarkLaunchTokenUsed(ctx, "https://a", "tok"); ok {
-		t.Fatal("second use accepted")
-	}
-	if ok, _ := m.MarkLaunchTokenUsed(ctx, "https://b", "tok"); !ok {
-		t.Fatal("same token at another issuer refused")
-	}
-}
-
 // TestLaunchBoundToBrowser loads a launch through the scs middleware, as the server does.
 func TestLaunchBoundToBrowser(t *testing.T) {
 	m := mustManager(t)
