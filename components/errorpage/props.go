@@ -7,7 +7,7 @@ import "smartlabs/components/layout"
 type Props struct {
 	// Status is the HTTP status code, shown small for support staff.
 	Status int
-	// Title is a short headline, e.g. "This launch link has already been used".
+	// Title is a short headline, e.g. "This sign-in has expired or was already used".
 	Title string
 	// Message says in plain words what happened and what to do next.
 	Message string
