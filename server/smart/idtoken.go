@@ -81,9 +81,14 @@ func (c *Client) validateIDToken(ctx context.Context, d *Discovery, clientID, ra
 	if !claims.Audience.Contains(clientID) {
 		return nil, errorf(KindRejected, publicRejected, "id_token aud does not contain our client id")
 	}
-	// With several audiences, azp must name us so a token meant for another client is not accepted.
-	if len(claims.Audience) > 1 && claims.AuthorizedParty != clientID {
-		return nil, errorf(KindRejected, publicRejected, "id_token azp does not name our client id")
+	// azp names the party the token was issued to: when present it must be us, whatever
+	// aud holds, and with several audiences it is required, so a token issued to
+	// another client is never accepted (OpenID Connect Core 3.1.3.7).
+	if claims.AuthorizedParty != "" && claims.AuthorizedParty != clientID {
+		return nil, errorf(KindRejected, publicRejected, "id_token azp names another client")
+	}
+	if len(claims.Audience) > 1 && claims.AuthorizedParty == "" {
+		return nil, errorf(KindRejected, publicRejected, "id_token has several audiences and no azp")
 	}
 	if claims.Expiry == nil {
 		return nil, errorf(KindRejected, publicRejected, "id_token has no exp")

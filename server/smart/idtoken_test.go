@@ -75,6 +75,20 @@ func TestIDTokenValidation(t *testing.T) {
 		{name: "aud list without azp", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) {
 			m["aud"] = []string{"someone-else", testClientID}
 		}), want: KindRejected, wantFetches: 1},
+		{name: "single aud with our azp", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) {
+			m["azp"] = testClientID
+		}), wantUser: "/Practitioner/p1", wantFetches: 1},
+		{name: "single aud with another client's azp", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) {
+			m["azp"] = "someone-else"
+		}), want: KindRejected, wantFetches: 1},
+		{name: "aud list naming us with another client's azp", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) {
+			m["aud"] = []string{"someone-else", testClientID}
+			m["azp"] = "someone-else"
+		}), want: KindRejected, wantFetches: 1},
+		{name: "aud string list of one with another client's azp", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) {
+			m["aud"] = []string{testClientID}
+			m["azp"] = "someone-else"
+		}), want: KindRejected, wantFetches: 1},
 		{name: "wrong iss (FHIR base)", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) { m["iss"] = f.iss() }), want: KindIssuerMismatch, wantFetches: 1},
 		{name: "expired beyond skew", token: signed(0, "k1", func(f *fakeEHR, m map[string]any) {
 			m["iat"] = t0.Add(-time.Hour).Unix()
