@@ -2,6 +2,8 @@ package smart
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -63,6 +65,11 @@ func (c *Client) validateIDToken(ctx context.Context, d *Discovery, clientID, ra
 	}
 	if len(candidates) == 0 {
 		return nil, errorf(KindBadServer, publicIDToken, "id_token: no key in the issuer's JWKS matches kid %q", h.KeyID)
+	}
+	// Without a kid the key must be unambiguous (OpenID Connect Core 10.1): trying
+	// every key would let one signature stand for any key the issuer publishes.
+	if h.KeyID == "" && len(candidates) > 1 {
+		return nil, errorf(KindBadServer, publicIDToken, "id_token has no kid and %d keys in the issuer's JWKS fit it", len(candidates))
 	}
 	var claims idClaims
 	verr := errors.New("no key tried")
@@ -199,7 +206,8 @@ func (c *Client) fetchJWKS(ctx context.Context, jwksURI, clientID string, fresh 
 	})
 }
 
-// selectKeys returns the public signing keys in set that fit header h.
+// selectKeys returns the public signing keys in set that fit header h: its
+// kid when it has one, and always its algorithm's key type.
 func selectKeys(set *jose.JSONWebKeySet, h jose.Header) []jose.JSONWebKey {
 	var out []jose.JSONWebKey
 	for _, k := range set.Keys {
@@ -208,12 +216,24 @@ func selectKeys(set *jose.JSONWebKeySet, h jose.Header) []jose.JSONWebKey {
 			k.Use != "" && k.Use != "sig",
 			k.Algorithm != "" && k.Algorithm != h.Algorithm,
 			// Only public asymmetric keys: a symmetric or private entry is never trusted.
-			!k.IsPublic():
+			!k.IsPublic(),
+			!keyFitsAlg(k, h.Algorithm):
 			continue
 		}
 		out = append(out, k)
 	}
 	return out
+}
+
+// keyFitsAlg reports whether k's key type can verify alg (RS* needs RSA, ES* ECDSA).
+func keyFitsAlg(k jose.JSONWebKey, alg string) bool {
+	switch k.Key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		return strings.HasPrefix(alg, "ES")
+	}
+	return false
 }
 
 // statusError maps a non-200 status of a metadata fetch to an Error.

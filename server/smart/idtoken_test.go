@@ -2,6 +2,9 @@ package smart
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -238,6 +241,63 @@ func TestIDTokenKeysViaOpenIDConfiguration(t *testing.T) {
 			}
 			if n, j := f.count(tt.oidcPath), f.count("/oauth2/jwks"); n != 1 || j != 1 {
 				t.Errorf("fetches: openid-configuration %d, jwks %d; want 1 and 1", n, j)
+			}
+		})
+	}
+}
+
+// TestIDTokenWithoutKid: testers' launchers (smart-launcher-v2) sign id_tokens
+// without a kid. One key that fits is unambiguous; several are not.
+func TestIDTokenWithoutKid(t *testing.T) {
+	const nonce = "n-nokid"
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noKid := func(j jose.JSONWebKey) jose.JSONWebKey { j.KeyID = ""; return j }
+	noAlg := func(j jose.JSONWebKey) jose.JSONWebKey { j.Algorithm = ""; return j }
+	tests := []struct {
+		name string
+		jwks func(t *testing.T) []jose.JSONWebKey
+		want ErrorKind
+	}{
+		{"one key with a kid", func(t *testing.T) []jose.JSONWebKey {
+			return []jose.JSONWebKey{publicJWK(mustRSA(t, 0), "k1")}
+		}, 0},
+		{"one key without kid or alg", func(t *testing.T) []jose.JSONWebKey {
+			return []jose.JSONWebKey{noAlg(noKid(publicJWK(mustRSA(t, 0), "")))}
+		}, 0},
+		{"one RSA key beside an EC key", func(t *testing.T) []jose.JSONWebKey {
+			return []jose.JSONWebKey{{Key: &ecKey.PublicKey, KeyID: "ec", Use: "sig"}, noAlg(publicJWK(mustRSA(t, 0), "k1"))}
+		}, 0},
+		{"one signing key beside an encryption key", func(t *testing.T) []jose.JSONWebKey {
+			enc := publicJWK(mustRSA(t, 1), "enc")
+			enc.Use = "enc"
+			return []jose.JSONWebKey{enc, publicJWK(mustRSA(t, 0), "k1")}
+		}, 0},
+		{"two keys that fit", func(t *testing.T) []jose.JSONWebKey {
+			return []jose.JSONWebKey{publicJWK(mustRSA(t, 1), "k2"), publicJWK(mustRSA(t, 0), "k1")}
+		}, KindBadServer},
+		{"only another key", func(t *testing.T) []jose.JSONWebKey {
+			return []jose.JSONWebKey{publicJWK(mustRSA(t, 1), "k2")}
+		}, KindBadServer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeEHR(t)
+			f.setJWKS(tt.jwks(t)...)
+			c := mustClient(t, &clock{t: t0})
+			idt := mustSign(t, jose.RS256, mustRSA(t, 0), "", idTokenClaims(f, nonce))
+			tok, err := exchangeIDToken(t, c, f, f.discovery(), idt, nonce)
+			if tt.want != 0 {
+				mustSmartError(t, err, tt.want)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Exchange: %v", err)
+			}
+			if tok.FHIRUser != f.iss()+"/Practitioner/p1" {
+				t.Errorf("FHIRUser = %q", tok.FHIRUser)
 			}
 		})
 	}
