@@ -237,6 +237,10 @@ func (s *Sim) handleSmartConfiguration(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if sw.MetadataOnly {
+		http.NotFound(w, r)
+		return
+	}
 	pkce := []string{"S256"}
 	if sw.NoS256 {
 		pkce = []string{"plain"}
@@ -263,11 +267,18 @@ func (s *Sim) handleSmartConfiguration(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, "application/json", doc)
 }
 
-// handleOpenIDConfiguration handles "GET /oauth2/.well-known/openid-configuration".
+// handleOpenIDConfiguration handles "GET /oauth2/.well-known/openid-configuration"
+// and, under the MetadataOnly switch, "GET /fhir/R4/.well-known/openid-configuration":
+// the document is served beside the issuer it names, and only there.
 func (s *Sim) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w)
+	issuer := s.issuer()
+	if r.URL.Path != strings.TrimPrefix(issuer, s.base())+"/.well-known/openid-configuration" {
+		http.NotFound(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, "application/json", map[string]any{
-		"issuer":                                s.OAuthIssuer(),
+		"issuer":                                issuer,
 		"authorization_endpoint":                s.AuthorizeURL(),
 		"token_endpoint":                        s.TokenURL(),
 		"jwks_uri":                              s.OAuthIssuer() + "/jwks",
@@ -430,7 +441,7 @@ func (s *Sim) redirectAuthorize(w http.ResponseWriter, r *http.Request, redirect
 		v.Del("state")
 	}
 	if withISS {
-		v.Set("iss", s.OAuthIssuer())
+		v.Set("iss", s.issuer())
 	}
 	q := u.Query()
 	for k, vs := range v {
@@ -732,7 +743,7 @@ func (s *Sim) exchangeCode(c *clientState, form url.Values) (map[string]any, *oa
 	}
 	resp := s.issueLocked(c, g.patient, g.encounter, g.code, g.scopes, now)
 	if slices.Contains(g.scopes, "openid") {
-		idt, err := s.idToken(c.ID, g.nonce, now)
+		idt, err := s.idToken(s.issuerLocked(), c.ID, g.nonce, now)
 		if err != nil {
 			return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "Could not sign the id_token."}
 		}
@@ -864,7 +875,7 @@ func opaqueJWT() string {
 }
 
 // idToken signs an OpenID Connect id_token for the simulated practitioner.
-func (s *Sim) idToken(clientID, nonce string, now time.Time) (string, error) {
+func (s *Sim) idToken(issuer, clientID, nonce string, now time.Time) (string, error) {
 	signer, err := jose.NewSigner(
 		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: s.key, KeyID: s.keyID}},
 		(&jose.SignerOptions{}).WithType("JWT"),
@@ -873,7 +884,7 @@ func (s *Sim) idToken(clientID, nonce string, now time.Time) (string, error) {
 		return "", err
 	}
 	claims := map[string]any{
-		"iss":      s.baseURL + "/oauth2",
+		"iss":      issuer,
 		"sub":      practitionerID,
 		"aud":      clientID,
 		"iat":      now.Unix(),

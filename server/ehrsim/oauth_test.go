@@ -174,6 +174,62 @@ func TestAuthorizeSwitches(t *testing.T) {
 	}
 }
 
+// TestMetadataOnlySwitch: a server without SMART discovery whose issuer is its
+// FHIR base says so consistently: no smart-configuration, an openid-configuration
+// beside the FHIR base only, and the FHIR base in the iss parameter and id_token.
+func TestMetadataOnlySwitch(t *testing.T) {
+	f := mustFixture(t, Switches{MetadataOnly: true, ResponseISS: true})
+	wantStatus := map[string]int{
+		"/fhir/R4/.well-known/smart-configuration":  http.StatusNotFound,
+		"/oauth2/.well-known/openid-configuration":  http.StatusNotFound,
+		"/fhir/R4/.well-known/openid-configuration": http.StatusOK,
+		"/fhir/R4/metadata":                         http.StatusOK,
+	}
+	for path, want := range wantStatus {
+		if resp, _ := f.get(t, path, "", "Accept", "application/fhir+json"); resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	_, body := f.get(t, "/fhir/R4/.well-known/openid-configuration", "")
+	var oidc map[string]any
+	if err := json.Unmarshal(body, &oidc); err != nil {
+		t.Fatal(err)
+	}
+	if oidc["issuer"] != f.sim.ISS() {
+		t.Errorf("openid-configuration issuer = %v, want %s", oidc["issuer"], f.sim.ISS())
+	}
+
+	v, verifier := f.ehrLaunchParams(t, patientSpecs[0].id, secretClient, defaultScope)
+	q := mustLocation(t, f.authorize(t, v)).Query()
+	if q.Get("iss") != f.sim.ISS() {
+		t.Errorf("response iss = %q, want the FHIR base %q", q.Get("iss"), f.sim.ISS())
+	}
+	status, tok := f.tokenRequest(t, codeForm(q.Get("code"), verifier), secretClient, testSecret)
+	if status != http.StatusOK {
+		t.Fatalf("token status = %d, error %v", status, tok["error"])
+	}
+	idt, err := jwt.ParseSigned(tok["id_token"].(string), []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims jwt.Claims
+	if err := idt.UnsafeClaimsWithoutVerification(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Issuer != f.sim.ISS() {
+		t.Errorf("id_token iss = %q, want %q", claims.Issuer, f.sim.ISS())
+	}
+
+	// Switched off, the simulator is Epic-like again: the FHIR base publishes no openid-configuration.
+	f.sim.SetSwitches(Switches{})
+	if resp, _ := f.get(t, "/fhir/R4/.well-known/openid-configuration", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("openid-configuration beside the FHIR base without the switch: status %d", resp.StatusCode)
+	}
+	if resp, _ := f.get(t, "/oauth2/.well-known/openid-configuration", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("openid-configuration beside /oauth2: status %d", resp.StatusCode)
+	}
+}
+
 func TestTokenSecretBasic(t *testing.T) {
 	p0 := patientSpecs[0]
 	f := mustFixture(t, Switches{TokenLifetime: 10 * time.Minute})

@@ -96,6 +96,11 @@ type Switches struct {
 	// smart-launcher-v2 does (it sends the same launch value every time for
 	// the same settings); Epic's launch tokens are single use.
 	ReusableLaunch bool
+	// MetadataOnly plays a server without SMART discovery whose OAuth issuer is
+	// its FHIR base: smart-configuration answers 404, so the endpoints come from
+	// the CapabilityStatement, and the FHIR base is the issuer in id_tokens, in
+	// the RFC 9207 iss parameter and in an openid-configuration beside it.
+	MetadataOnly bool
 }
 
 // Request is one entry of the simulator's request log.
@@ -222,6 +227,7 @@ func (s *Sim) routes() *http.ServeMux {
 
 	m.HandleFunc("GET /fhir/R4/.well-known/smart-configuration", s.handleSmartConfiguration)
 	m.HandleFunc("GET /fhir/R4/metadata", s.handleMetadata)
+	m.HandleFunc("GET /fhir/R4/.well-known/openid-configuration", s.handleOpenIDConfiguration)
 	m.HandleFunc("GET /fhir/R4/Patient/{id}", s.handlePatient)
 	m.HandleFunc("GET /fhir/R4/Observation", s.handleObservationSearch)
 	m.HandleFunc("OPTIONS /fhir/R4/", s.handlePreflight)
@@ -313,6 +319,22 @@ func (s *Sim) ISS() string { return s.base() + "/fhir/R4" }
 
 // OAuthIssuer returns the authorization server's issuer, which differs from ISS as at Epic.
 func (s *Sim) OAuthIssuer() string { return s.base() + "/oauth2" }
+
+// issuer is the OAuth issuer the simulator currently speaks as: OAuthIssuer,
+// or the FHIR base under the MetadataOnly switch.
+func (s *Sim) issuer() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issuerLocked()
+}
+
+// issuerLocked is issuer for callers that hold s.mu.
+func (s *Sim) issuerLocked() string {
+	if s.switches.MetadataOnly {
+		return s.baseURL + "/fhir/R4"
+	}
+	return s.baseURL + "/oauth2"
+}
 
 // TokenURL returns the token endpoint, the audience of private_key_jwt assertions.
 func (s *Sim) TokenURL() string { return s.base() + "/oauth2/token" }
