@@ -130,10 +130,19 @@ func randomString(n int) (string, error) {
 // CheckResponseIssuer applies RFC 9207: an iss parameter on the authorization
 // response must name the issuer the request went to, and is required when the
 // server says it sends one. This defends against authorization-server mix-up.
+// When discovery came from the CapabilityStatement it named no issuer; then the
+// configured FHIR base stands for it, the only identity that server has shown us.
 func CheckResponseIssuer(d *Discovery, issParam string) error {
 	if issParam != "" {
-		if d.Issuer == "" || issParam != d.Issuer {
-			return errorf(KindIssuerMismatch, publicIssuer, "authorization response iss does not match the discovered issuer")
+		if d.Issuer != "" {
+			// RFC 9207 compares exactly: no normalisation of the discovered issuer.
+			if issParam != d.Issuer {
+				return errorf(KindIssuerMismatch, publicIssuer, "authorization response iss does not match the discovered issuer")
+			}
+			return nil
+		}
+		if !sameFHIRBase(issParam, d.fhirBase) {
+			return errorf(KindIssuerMismatch, publicIssuer, "authorization response iss does not match the FHIR base (discovery named no issuer)")
 		}
 		return nil
 	}
@@ -141,4 +150,15 @@ func CheckResponseIssuer(d *Discovery, issParam string) error {
 		return errorf(KindIssuerMismatch, publicIssuer, "authorization response lacks the iss parameter the server promised")
 	}
 	return nil
+}
+
+// sameFHIRBase reports whether iss names the FHIR base base, compared as
+// configured issuers are (scheme and host case-insensitive, one trailing slash).
+func sameFHIRBase(iss, base string) bool {
+	u, err := url.Parse(iss)
+	if err != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+		return false
+	}
+	n := config.NormalizeISS(iss)
+	return n != "" && n == config.NormalizeISS(base)
 }

@@ -148,6 +148,7 @@ func TestDefaultScopes(t *testing.T) {
 
 func TestCheckResponseIssuer(t *testing.T) {
 	const issuer = "https://ehr.example.org/oauth2"
+	const fhirBase = "https://ehr.example.org/api/FHIR/R4"
 	tests := []struct {
 		name     string
 		d        Discovery
@@ -163,6 +164,16 @@ func TestCheckResponseIssuer(t *testing.T) {
 		{"case differs", Discovery{Issuer: issuer}, "https://EHR.example.org/oauth2", true},
 		{"FHIR base instead of issuer", Discovery{Issuer: issuer}, "https://ehr.example.org/api/FHIR/R4", true},
 		{"no discovered issuer", Discovery{}, issuer, true},
+		// Discovery from /metadata names no issuer: the FHIR base stands for it.
+		{"metadata: FHIR base", Discovery{fhirBase: fhirBase}, fhirBase, false},
+		{"metadata: FHIR base, trailing slash", Discovery{fhirBase: fhirBase}, fhirBase + "/", false},
+		{"metadata: FHIR base, upper-case host", Discovery{fhirBase: fhirBase}, "https://EHR.example.org/api/FHIR/R4", false},
+		{"metadata: FHIR base, path case differs", Discovery{fhirBase: fhirBase}, "https://ehr.example.org/api/fhir/r4", true},
+		{"metadata: another server", Discovery{fhirBase: fhirBase}, "https://evil.example.org/api/FHIR/R4", true},
+		{"metadata: OAuth issuer we never learned", Discovery{fhirBase: fhirBase}, issuer, true},
+		{"metadata: FHIR base with a query", Discovery{fhirBase: fhirBase}, fhirBase + "?x=1", true},
+		{"metadata: no FHIR base known", Discovery{}, fhirBase, true},
+		{"metadata: absent and optional", Discovery{fhirBase: fhirBase}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
