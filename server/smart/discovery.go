@@ -30,6 +30,7 @@ const EpicClientIDHeader = "Epic-Client-ID"
 // Options configures a Client. Zero values get sensible defaults.
 type Options struct {
 	// HTTPClient is used for every outbound call; default has a 15 s timeout.
+	// Its redirect policy is replaced: the Client never follows redirects.
 	HTTPClient *http.Client
 	// DiscoveryTTL is how long discovery documents and JWKS are cached; default 1 h.
 	DiscoveryTTL time.Duration
@@ -57,6 +58,12 @@ func NewClient(opts Options) *Client {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 15 * time.Second}
 	}
+	// Redirects are never followed: a redirecting token endpoint would get the code
+	// and the client credentials re-sent to a host discovery never named, and a
+	// redirecting JWKS would let another host choose the id_token keys.
+	hc := *c.http
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
 	if c.ttl <= 0 {
 		c.ttl = time.Hour
 	}
