@@ -73,6 +73,11 @@ type Issuer struct {
 	FrameAncestors []string `yaml:"frame_ancestors"`
 	// RedirectPath, when set, is this issuer's own callback path ("/callback/NAME").
 	RedirectPath string `yaml:"redirect_path"`
+	// AllowedHosts are hosts ("host" or "host:port") besides the iss's own that
+	// this issuer's discovery may name for its OAuth endpoints (issuer,
+	// authorize, token, JWKS), for an EHR whose authorization server has a host
+	// of its own.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// ExtraPublicKeys are public key files (jwks.json or certificate PEM) published
 	// in the JWKS beside the private key's, for key rotation.
 	ExtraPublicKeys []string `yaml:"extra_public_keys"`

@@ -95,6 +95,11 @@ func TestParseProblems(t *testing.T) {
 		{"bad frame ancestor", base(okIssuer) + "frame_ancestors: [\"https://x.org; script-src *\"]\n", nil, []string{"frame_ancestors[0]"}},
 		{"bad duration", base(okIssuer) + "session:\n  idle_timeout: soon\n", nil, []string{"yaml"}},
 		{"bad time zone", base(okIssuer) + "time_zone: Mars/Olympus\n", nil, []string{"time_zone"}},
+		{"allowed host with a scheme", base(okIssuer + "    allowed_hosts: [\"https://auth.example.org\"]\n"), nil, []string{"issuers[0].allowed_hosts[0]"}},
+		{"allowed host with a path", base(okIssuer + "    allowed_hosts: [\"auth.example.org/token\"]\n"), nil, []string{"issuers[0].allowed_hosts[0]"}},
+		{"allowed host wildcard", base(okIssuer + "    allowed_hosts: [\"ok.example.org\", \"*.example.org\"]\n"), nil, []string{"issuers[0].allowed_hosts[1]"}},
+		{"allowed host bad port", base(okIssuer + "    allowed_hosts: [\"auth.example.org:99999\"]\n"), nil, []string{"issuers[0].allowed_hosts[0]"}},
+		{"allowed host empty", base(okIssuer + "    allowed_hosts: [\"\"]\n"), nil, []string{"issuers[0].allowed_hosts[0]"}},
 		{"several at once", "listen: nope\npublic_url: ftp://x\nissuers:\n  - client_id: a\n    client_secret: b\n", nil, []string{"listen:", "public_url:", "issuers[0].iss: required"}},
 	}
 	for _, tt := range tests {
@@ -122,6 +127,18 @@ func TestLoopbackHTTPAllowed(t *testing.T) {
 		if _, err := Parse([]byte(y), env(nil)); err != nil {
 			t.Errorf("%s: %v", host, err)
 		}
+	}
+}
+
+func TestAllowedHostsAccepted(t *testing.T) {
+	y := "listen: 127.0.0.1:1\npublic_url: http://localhost:8080\nissuers:\n  - iss: https://ehr.example.org/fhir\n    client_id: a\n    client_secret: b\n" +
+		"    allowed_hosts: [auth.example.org, \"keys.example.org:8443\", 192.0.2.7, \"[2001:db8::1]:443\", \"[2001:db8::2]\"]\n"
+	cfg, err := Parse([]byte(y), env(nil))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := len(cfg.Issuers[0].AllowedHosts); got != 5 {
+		t.Errorf("%d allowed hosts, want 5", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -242,6 +243,11 @@ func (c *Config) Validate() error {
 		if strings.ContainsAny(is.Scopes, "\r\n\t") {
 			add("%s.scopes: separate scopes with single spaces", key)
 		}
+		for j, h := range is.AllowedHosts {
+			if err := checkAllowedHost(h); err != nil {
+				add("%s.allowed_hosts[%d]: %v", key, j, err)
+			}
+		}
 	}
 	p = append(p, c.validateDeployment()...)
 	p = append(p, c.validateTrustedProxies()...)
@@ -270,6 +276,28 @@ func checkBaseURL(raw string) error {
 		}
 	default:
 		return fmt.Errorf("%q must use https", raw)
+	}
+	return nil
+}
+
+var hostNameRe = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$`)
+
+// checkAllowedHost accepts a host name or IP address with an optional port,
+// and nothing else: no scheme, path or wildcard, so an entry admits exactly one host.
+func checkAllowedHost(s string) error {
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q has a bad port", s)
+		}
+	}
+	if net.ParseIP(host) == nil && !hostNameRe.MatchString(host) {
+		return fmt.Errorf("%q is not a host name like auth.example.org or auth.example.org:8443 (no scheme, path or wildcard)", s)
 	}
 	return nil
 }

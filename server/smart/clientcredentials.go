@@ -41,7 +41,8 @@ func (c *Client) ClientCredentials(ctx context.Context, tokenURL, clientID strin
 	if key == nil {
 		return nil, fmt.Errorf("smart: client_credentials needs a private key")
 	}
-	if err := checkEndpoint(tokenURL); err != nil {
+	// The token URL comes from the operator's config or the doctor's discovery check.
+	if err := checkURL(tokenURL); err != nil {
 		return nil, errorf(KindBadServer, publicBadServer, "token_url: %v", err)
 	}
 	assertion, err := c.clientAssertion(key, clientID, tokenURL)

@@ -6,10 +6,7 @@ package smart
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -98,6 +95,8 @@ type Discovery struct {
 
 	// fhirBase is the configured iss, used to look for an openid-configuration.
 	fhirBase string
+	// policy is where the issuer's endpoints may be; the zero value refuses all.
+	policy endpointPolicy
 }
 
 // Has reports whether the server advertises capability.
@@ -136,7 +135,9 @@ const oauthURIsExtension = "http://fhir-registry.smarthealthit.org/StructureDefi
 
 // Discover returns the issuer's discovery document, from the cache when fresh.
 func (c *Client) Discover(ctx context.Context, iss config.Issuer) (*Discovery, error) {
-	key := normalizeISS(iss.ISS) + "\x00" + iss.ClientID
+	// allowed_hosts is part of the key so that a document accepted under one
+	// issuer's hosts is never served under another's.
+	key := normalizeISS(iss.ISS) + "\x00" + iss.ClientID + "\x00" + strings.Join(iss.AllowedHosts, ",")
 	return c.discovery.get(ctx, key, c.now(), c.ttl, false, func(ctx context.Context) (*Discovery, error) {
 		return c.fetchDiscovery(ctx, iss)
 	})
@@ -160,6 +161,7 @@ func (c *Client) fetchDiscovery(ctx context.Context, iss config.Issuer) (*Discov
 			TokenEndpointAuthMethods: sc.TokenEndpointAuthMethods,
 			ResponseISSRequired:      sc.AuthorizationResponseISSOK,
 			fhirBase:                 base,
+			policy:                   newEndpointPolicy(iss),
 		}
 		if err := validateDiscovery(d); err != nil {
 			return nil, err
@@ -185,7 +187,7 @@ func (c *Client) fetchDiscovery(ctx context.Context, iss config.Issuer) (*Discov
 	if err := json.Unmarshal(body, &cs); err != nil {
 		return nil, errorf(KindBadServer, publicBadServer, "metadata: %v", err)
 	}
-	d := &Discovery{fhirBase: base}
+	d := &Discovery{fhirBase: base, policy: newEndpointPolicy(iss)}
 	for _, r := range cs.Rest {
 		for _, e := range r.Security.Extension {
 			if e.URL != oauthURIsExtension {
@@ -227,42 +229,11 @@ func validateDiscovery(d *Discovery) error {
 		checks = append(checks, struct{ name, val string }{"issuer", d.Issuer})
 	}
 	for _, ch := range checks {
-		if err := checkEndpoint(ch.val); err != nil {
+		if err := d.policy.check(ch.val); err != nil {
 			return errorf(KindBadServer, publicBadServer, "%s: %v", ch.name, err)
 		}
 	}
 	return nil
-}
-
-// checkEndpoint requires an absolute https URL, or http on a loopback host.
-// Codes and tokens must never travel in clear text across a network.
-func checkEndpoint(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Host == "" || u.User != nil {
-		return errors.New("not an absolute URL without credentials")
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("http is allowed only for loopback hosts")
-	default:
-		return fmt.Errorf("scheme %q is not https", u.Scheme)
-	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // normalizeISS lower-cases scheme and host and drops one trailing slash, for cache keys.

@@ -139,6 +139,7 @@ func (f *fakeEHR) discovery() *Discovery {
 		Capabilities:          []string{"launch-ehr", "authorize-post"},
 		CodeChallengeMethods:  []string{"S256"},
 		fhirBase:              f.iss(),
+		policy:                newEndpointPolicy(f.issuer()),
 	}
 }
 

@@ -152,10 +152,10 @@ func (c *Client) idTokenKeys(ctx context.Context, d *Discovery, clientID string)
 		if issuer == "" || jwksURI == "" {
 			return "", "", errorf(KindBadServer, publicIDToken, "openid-configuration lacks issuer or jwks_uri")
 		}
-		if err := checkEndpoint(jwksURI); err != nil {
+		if err := d.policy.check(jwksURI); err != nil {
 			return "", "", errorf(KindBadServer, publicIDToken, "jwks_uri: %v", err)
 		}
-		if err := checkEndpoint(issuer); err != nil {
+		if err := d.policy.check(issuer); err != nil {
 			return "", "", errorf(KindBadServer, publicIDToken, "issuer: %v", err)
 		}
 		return issuer, jwksURI, nil
