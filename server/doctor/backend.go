@@ -53,6 +53,11 @@ func CheckBackend(ctx context.Context, cfg *config.Config, name string, opts Opt
 		case status != http.StatusOK || sc.TokenEndpoint == "":
 			add("discovery", Fail, "%s answered %d without a token_endpoint", discoveryURL, status)
 		default:
+			// The signed assertion goes only where the app itself would send one.
+			if err := smart.CheckEndpoint(config.Issuer{ISS: b.ISS}, sc.TokenEndpoint); err != nil {
+				add("discovery", Fail, "token_endpoint %s: %v (set token_url if that is the EHR's)", sc.TokenEndpoint, err)
+				break
+			}
 			tokenURL = sc.TokenEndpoint
 			add("discovery", Pass, "token endpoint %s", tokenURL)
 			if len(sc.GrantTypes) > 0 && !slices.Contains(sc.GrantTypes, "client_credentials") {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -189,12 +190,13 @@ func checkIssuer(ctx context.Context, cfg *config.Config, is *config.Issuer, opt
 		discovered = true
 		add("discovery", Pass, "%s", discoveryURL)
 	}
-	dependent := []string{"capability launch-ehr", "capability launch-standalone", "PKCE S256", "client auth " + method, "id_token JWKS"}
+	dependent := []string{"endpoint hosts", "capability launch-ehr", "capability launch-standalone", "PKCE S256", "client auth " + method, "id_token JWKS"}
 	if !discovered {
 		for _, c := range dependent {
 			add(c, Skip, "discovery failed")
 		}
 	} else {
+		refused := checkEndpointHosts(is, sc, add)
 		for _, capability := range []string{"launch-ehr", "launch-standalone"} {
 			if slices.Contains(sc.Capabilities, capability) {
 				add("capability "+capability, Pass, "advertised")
@@ -234,7 +236,12 @@ func checkIssuer(ctx context.Context, cfg *config.Config, is *config.Issuer, opt
 				add("capability authorize-post", Info, "not advertised: smartlabs will use GET")
 			}
 		}
-		rows = append(rows, checkJWKS(ctx, opts, is, sc.JWKSURI))
+		if refused["jwks_uri"] {
+			// A refused jwks_uri is not fetched: it may be the very host it must not reach.
+			add("id_token JWKS", Skip, "jwks_uri refused (see endpoint hosts)")
+		} else {
+			rows = append(rows, checkJWKS(ctx, opts, is, sc.JWKSURI))
+		}
 	}
 
 	add("redirect URI", Info, "register exactly %s", cfg.RedirectURIFor(is))
@@ -248,6 +255,39 @@ func checkIssuer(ctx context.Context, cfg *config.Config, is *config.Issuer, opt
 		add("frame ancestors", Info, "none: the app cannot be shown inside the EHR's frame")
 	}
 	return rows
+}
+
+// checkEndpointHosts applies smartlabs' rule for where an issuer's OAuth
+// endpoints may be (see smart.CheckEndpoint) to the discovery document, adding
+// one row, and returns the names of the fields it refused.
+func checkEndpointHosts(is *config.Issuer, sc smartConfiguration, add func(string, Status, string, ...any)) map[string]bool {
+	fields := []struct{ name, val string }{
+		{"issuer", sc.Issuer},
+		{"authorization_endpoint", sc.AuthorizationEndpoint},
+		{"token_endpoint", sc.TokenEndpoint},
+		{"jwks_uri", sc.JWKSURI},
+	}
+	refused := map[string]bool{}
+	var problems, hosts []string
+	for _, f := range fields {
+		if f.val == "" {
+			continue
+		}
+		if err := smart.CheckEndpoint(*is, f.val); err != nil {
+			refused[f.name] = true
+			problems = append(problems, fmt.Sprintf("%s %s: %v", f.name, f.val, err))
+			continue
+		}
+		if u, err := url.Parse(f.val); err == nil && !slices.Contains(hosts, u.Host) {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	if len(problems) > 0 {
+		add("endpoint hosts", Fail, "%s (smartlabs refuses this discovery; if the host is the EHR's own, list it in allowed_hosts)", strings.Join(problems, "; "))
+	} else {
+		add("endpoint hosts", Pass, "OAuth endpoints on %s", strings.Join(hosts, ", "))
+	}
+	return refused
 }
 
 // checkJWKS fetches the issuer's id_token signing keys.
