@@ -16,10 +16,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -47,6 +50,8 @@ type Key struct {
 	priv crypto.Signer
 	alg  jose.SignatureAlgorithm
 	kid  string
+	// perm is the key file's mode and verdict; zero for a key not loaded from a file.
+	perm FilePerm
 }
 
 // Generate creates a new RSA key of the given size (at least MinBits).
@@ -82,14 +87,94 @@ func GenerateAlg(alg string, bits int) (*Key, error) {
 }
 
 // Load reads a private key from a PEM file: RSA in PKCS#1 or PKCS#8, or
-// ECDSA P-384 in SEC 1 or PKCS#8.
+// ECDSA P-384 in SEC 1 or PKCS#8. A file other users may read, or anyone but
+// its owner may write, is refused (see JudgePerm); the key's FilePerm carries
+// the warning for a group-readable one.
 func Load(pemPath string) (*Key, error) {
-	data, err := os.ReadFile(pemPath)
+	f, err := os.Open(pemPath)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	return Parse(data)
+	defer f.Close()
+	// The mode is read from the open file, so it is the mode of what is read.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	perm := JudgePerm(st.Mode())
+	if perm.Problem != "" {
+		return nil, fmt.Errorf("keys: %s is mode %s, %s; run chmod 600 %s", pemPath, perm, perm.Problem, pemPath)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	k, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	k.perm = perm
+	return k, nil
 }
+
+// maxKeyFile bounds how much of a key file is read; a PEM private key is a few KB.
+const maxKeyFile = 1 << 20
+
+// FilePerm is a private key file's permission bits and the verdict on them.
+type FilePerm struct {
+	// Mode is the file's permission bits.
+	Mode fs.FileMode
+	// Problem says why the mode is refused; empty when it is accepted.
+	Problem string
+	// Warning says why an accepted mode is still a risk; empty for 0600 and 0400.
+	Warning string
+}
+
+// String is the mode in octal as chmod takes it, e.g. "0640".
+func (p FilePerm) String() string { return fmt.Sprintf("%04o", uint32(p.Mode)) }
+
+// JudgePerm applies the rule for private key files. Other users must not read
+// it: whoever has the key can sign in as the app at the EHR. Nobody but the
+// owner may write it: a replaced key would lock the app out or be one an
+// attacker holds. Group read is accepted with a warning, because Kubernetes
+// mounts secrets 0440 with an fsGroup. On Windows the bits mean nothing and
+// every mode is accepted.
+func JudgePerm(mode fs.FileMode) FilePerm {
+	p := FilePerm{Mode: mode.Perm()}
+	if runtime.GOOS == "windows" {
+		return p
+	}
+	var problems []string
+	if p.Mode&0o004 != 0 {
+		problems = append(problems, "readable by every user")
+	}
+	if p.Mode&0o002 != 0 {
+		problems = append(problems, "writable by every user")
+	}
+	if p.Mode&0o020 != 0 {
+		problems = append(problems, "writable by its group")
+	}
+	switch {
+	case len(problems) > 0:
+		p.Problem = strings.Join(problems, " and ")
+	case p.Mode&0o040 != 0:
+		p.Warning = "readable by its group"
+	}
+	return p
+}
+
+// StatPerm returns the mode of the file at path and the verdict on it.
+func StatPerm(path string) (FilePerm, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return FilePerm{}, fmt.Errorf("keys: %w", err)
+	}
+	return JudgePerm(st.Mode()), nil
+}
+
+// FilePerm returns the mode of the file the key was loaded from, with its
+// warning; the zero FilePerm for a key that was not loaded from a file.
+func (k *Key) FilePerm() FilePerm { return k.perm }
 
 // Parse decodes a private key from PEM bytes (see Load for the forms).
 func Parse(data []byte) (*Key, error) {
