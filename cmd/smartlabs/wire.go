@@ -96,6 +96,10 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 			problems = append(problems, fmt.Sprintf("issuers[%d].private_key_file: %v", i, err))
 			continue
 		}
+		if p := k.FilePerm(); p.Warning != "" {
+			logger.Warn().Str("issuer", is.Name).Str("file", is.PrivateKeyFile).Str("mode", p.String()).
+				Msgf("private key file is %s; 0600 or 0400 unless a group must read it (Kubernetes fsGroup)", p.Warning)
+		}
 		ks[is.ISS] = k
 	}
 	published, keyProblems := loadPublishedKeys(cfg)

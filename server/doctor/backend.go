@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"smartlabs/server/config"
-	"smartlabs/server/keys"
 	"smartlabs/server/smart"
 )
 
@@ -35,12 +34,7 @@ func CheckBackend(ctx context.Context, cfg *config.Config, name string, opts Opt
 	add("scope of this check", Info, "the backend-services registration %q only, not the clinician app's", b.Name)
 	add("client", Info, "client_id %s, private_key_jwt", b.ClientID)
 
-	key, err := keys.Load(b.PrivateKeyFile)
-	if err != nil {
-		add("private key", Fail, "%v", err)
-	} else {
-		add("private key", Pass, "%s key, kid %s", key.Algorithm(), key.KeyID())
-	}
+	key := checkKeyFile(b.PrivateKeyFile, add)
 
 	tokenURL := b.TokenURL
 	if tokenURL == "" {

@@ -33,6 +33,8 @@ const (
 	Info Status = "INFO"
 	// Skip rows could not run because a check they depend on failed.
 	Skip Status = "SKIP"
+	// Warn rows found something accepted but risky; they do not fail a run.
+	Warn Status = "WARN"
 )
 
 // Row is one line of the doctor's table.
@@ -82,10 +84,13 @@ func Failed(rows []Row) bool {
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBJECT\tCHECK\tRESULT\tDETAIL")
-	failed := 0
+	failed, warned := 0, 0
 	for _, r := range rows {
-		if r.Status == Fail {
+		switch r.Status {
+		case Fail:
 			failed++
+		case Warn:
+			warned++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clean(r.Subject), clean(r.Check), r.Status, clean(r.Detail))
 	}
@@ -95,6 +100,9 @@ func WriteTable(w io.Writer, rows []Row) error {
 	verdict := "all checks passed"
 	if failed > 0 {
 		verdict = fmt.Sprintf("%d check(s) FAILED", failed)
+	}
+	if warned > 0 {
+		verdict += fmt.Sprintf(", %d warning(s)", warned)
 	}
 	_, err := fmt.Fprintf(w, "\n%d rows: %s\n", len(rows), verdict)
 	return err
@@ -156,13 +164,7 @@ func checkIssuer(ctx context.Context, cfg *config.Config, is *config.Issuer, opt
 
 	var key *keys.Key
 	if is.PrivateKeyFile != "" {
-		k, err := keys.Load(is.PrivateKeyFile)
-		if err != nil {
-			add("private key", Fail, "%v", err)
-		} else {
-			key = k
-			add("private key", Pass, "%s key, kid %s", k.Algorithm(), k.KeyID())
-		}
+		key = checkKeyFile(is.PrivateKeyFile, add)
 		for _, f := range is.ExtraPublicKeys {
 			ps, err := keys.LoadPublic(f)
 			if err != nil {
@@ -255,6 +257,31 @@ func checkIssuer(ctx context.Context, cfg *config.Config, is *config.Issuer, opt
 		add("frame ancestors", Info, "none: the app cannot be shown inside the EHR's frame")
 	}
 	return rows
+}
+
+// checkKeyFile reports the private key file's mode and loads the key, adding
+// a row for each; it returns nil when the key cannot be used.
+func checkKeyFile(path string, add func(string, Status, string, ...any)) *keys.Key {
+	perm, err := keys.StatPerm(path)
+	switch {
+	case err != nil:
+		// Load below reports the missing or unreadable file.
+	case perm.Problem != "":
+		add("private key mode", Fail, "%s is mode %s, %s: smartlabs refuses it; run chmod 600 %s", path, perm, perm.Problem, path)
+		add("private key", Skip, "refused for its mode")
+		return nil
+	case perm.Warning != "":
+		add("private key mode", Warn, "%s is mode %s, %s: accepted for a group that must read it (Kubernetes fsGroup); 0600 or 0400 otherwise", path, perm, perm.Warning)
+	default:
+		add("private key mode", Pass, "%s is mode %s", path, perm)
+	}
+	k, err := keys.Load(path)
+	if err != nil {
+		add("private key", Fail, "%v", err)
+		return nil
+	}
+	add("private key", Pass, "%s key, kid %s", k.Algorithm(), k.KeyID())
+	return k
 }
 
 // checkEndpointHosts applies smartlabs' rule for where an issuer's OAuth
