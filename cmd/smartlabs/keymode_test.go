@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"smartlabs/server/config"
+	"smartlabs/server/keys"
 )
 
 // TestKeyFileModeAtStart: serve refuses a private key file other users can
@@ -17,8 +21,12 @@ func TestKeyFileModeAtStart(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("file modes carry no meaning on Windows")
 	}
-	key := mustKeyFiles(t, "RS384")
-	st, err := os.Stat(key.PrivateKey)
+	dir := filepath.Join(t.TempDir(), "org-a")
+	if err := run(context.Background(), []string{"keys", "new", "--out", dir}, os.Getenv, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, keys.PrivateKeyFile)
+	st, err := os.Stat(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +35,7 @@ func TestKeyFileModeAtStart(t *testing.T) {
 	}
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", PublicURL: "http://localhost:8080",
-		Issuers: []config.Issuer{{Name: "Org A", ISS: "https://ehr.example.org/fhir", ClientID: "a", PrivateKeyFile: key.PrivateKey}},
+		Issuers: []config.Issuer{{Name: "Org A", ISS: "https://ehr.example.org/fhir", ClientID: "a", PrivateKeyFile: keyFile}},
 	}
 	if err := config.Finish(cfg); err != nil {
 		t.Fatal(err)
@@ -48,7 +56,7 @@ func TestKeyFileModeAtStart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode.String(), func(t *testing.T) {
-			if err := os.Chmod(key.PrivateKey, tt.mode); err != nil {
+			if err := os.Chmod(keyFile, tt.mode); err != nil {
 				t.Fatal(err)
 			}
 			var logs bytes.Buffer
