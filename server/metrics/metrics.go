@@ -44,6 +44,16 @@ const (
 	GrantClientCredentials = "client_credentials"
 )
 
+// Where a recovered panic happened: the where label of smartlabs_panics_total.
+const (
+	// PanicRequest is a request handler (the recover middleware).
+	PanicRequest = "request"
+	// PanicFetch is the background fetch of a launch's lab results.
+	PanicFetch = "fetch"
+	// PanicTheme is the background fetch of an EHR style document.
+	PanicTheme = "theme"
+)
+
 // OtherIssuer labels requests to a server that is no configured issuer.
 const OtherIssuer = "other"
 
@@ -63,6 +73,7 @@ type Metrics struct {
 	fhir        *prometheus.HistogramVec
 	results     *prometheus.HistogramVec
 	storeErrors prometheus.Counter
+	panics      *prometheus.CounterVec
 	issuers     []issuerMatch
 	names       map[string]bool
 }
@@ -94,6 +105,10 @@ func New(opts Options) *Metrics {
 			Name: "smartlabs_session_store_errors_total",
 			Help: "Session store failures (memory or Redis) seen while serving requests.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartlabs_panics_total",
+			Help: "Panics recovered, by where they happened (request, fetch, theme); each is logged with its request id.",
+		}, []string{"where"}),
 		names: map[string]bool{},
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -101,7 +116,7 @@ func New(opts Options) *Metrics {
 		Help: "Always 1; the labels name the running build.",
 	}, []string{"version", "goversion", "revision"})
 	build.WithLabelValues(orUnknown(opts.Version), orUnknown(opts.GoVersion), orUnknown(opts.Revision)).Set(1)
-	m.reg.MustRegister(m.launches, m.tokens, m.fhir, m.results, m.storeErrors, build,
+	m.reg.MustRegister(m.launches, m.tokens, m.fhir, m.results, m.storeErrors, m.panics, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, is := range opts.Issuers {
 		m.names[is.Name] = true
@@ -197,6 +212,14 @@ func (m *Metrics) SessionStoreError() {
 		return
 	}
 	m.storeErrors.Inc()
+}
+
+// Panic counts one recovered panic at where (PanicRequest, PanicFetch, PanicTheme).
+func (m *Metrics) Panic(where string) {
+	if m == nil {
+		return
+	}
+	m.panics.WithLabelValues(oneOf(where, PanicRequest, PanicFetch, PanicTheme)).Inc()
 }
 
 // StatusClass is "2xx", "3xx", "4xx" or "5xx" for an HTTP status, "error" for 0.

@@ -123,6 +123,8 @@ func TestLabelsStayFixed(t *testing.T) {
 	m.Results("Org A", 250)
 	m.SessionStoreError()
 	m.Refresh("Org B", Error)
+	m.Panic(PanicFetch)
+	m.Panic("patient 123")
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -134,6 +136,8 @@ func TestLabelsStayFixed(t *testing.T) {
 		`smartlabs_lab_results_count{issuer="Org A"} 1`,
 		`smartlabs_lab_results_sum{issuer="Org A"} 250`,
 		`smartlabs_session_store_errors_total 1`,
+		`smartlabs_panics_total{where="fetch"} 1`,
+		`smartlabs_panics_total{where="other"} 1`,
 		`smartlabs_token_requests_total{grant="refresh_token",issuer="Org B",outcome="error"} 1`,
 		`smartlabs_build_info{goversion="unknown",revision="unknown",version="v1"} 1`,
 		`go_goroutines`,
@@ -156,6 +160,7 @@ func TestNilIsNoop(t *testing.T) {
 	m.Refresh("a", OK)
 	m.Results("a", 1)
 	m.SessionStoreError()
+	m.Panic(PanicRequest)
 	m.ObserveFHIR("a", 200, time.Second)
 	if m.Transport(http.DefaultTransport) != http.DefaultTransport {
 		t.Error("nil Metrics wrapped the transport")
