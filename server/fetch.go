@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"smartlabs/server/fhir"
+	"smartlabs/server/panics"
 	"smartlabs/server/session"
 	"smartlabs/server/smart"
 )
@@ -68,17 +69,24 @@ func (s *Server) fetchOnce(ctx context.Context, l *session.Launch, onPage func(f
 		OnPage: onPage,
 	}
 	var (
-		wg sync.WaitGroup
-		d  launchData
+		wg       sync.WaitGroup
+		d        launchData
+		panicked error
 	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer panics.Recover(&panicked)
 		d.Patient, d.PatientErr = fc.Patient(ctx, l.Patient)
 	}()
 	d.Labs = fc.Labs(ctx, l.Patient)
 	s.metrics.Results(issuer.Name, len(d.Labs.Observations))
 	wg.Wait()
+	if panicked != nil {
+		// The Patient read's panic goes on here, where the fetch's own
+		// recovery (labscache) ends the fetch with it, stack and all.
+		panic(panicked)
+	}
 	return d
 }
 

@@ -89,7 +89,14 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	q := c.QueryParams()
 	v := labsRequest{mode: labsview.ParseMode(q), filter: labsview.ParseFilter(q), key: key}
 
-	e := s.labsCache.Start(context.WithoutCancel(c.Request().Context()), l.ID, refresh, s.fetchLabs(l, requestID(c)))
+	fetch := s.fetchLabs(l, requestID(c))
+	e := s.labsCache.Start(backgroundContext(c), l.ID, refresh, fetch)
+	if !refresh && !isHTMX(c) && e.Failed() {
+		// A fetch that failed (panicked) stays cached, so that polls and
+		// views show its error instead of fetching again; a reload of the
+		// page, like Refresh, is the user asking to try again.
+		e = s.labsCache.Start(backgroundContext(c), l.ID, true, fetch)
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.FHIR.ViewTimeout)
 	defer cancel()
 	if err := e.Wait(ctx); err != nil {

@@ -19,7 +19,7 @@ func (s *Server) routes() *echo.Echo {
 	e.IPExtractor = s.ipExtractor()
 
 	e.Pre(s.withRequestID)
-	e.Use(s.logRequests, s.observe, middleware.Recover(), s.securityHeaders, s.crossOriginGuard())
+	e.Use(s.logRequests, s.observe, s.recoverPanics, s.securityHeaders, s.crossOriginGuard())
 	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
 		Level:   5,
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == "/healthz" || hasPrefix(c, "/static/") },

@@ -90,7 +90,7 @@ func New(d Deps) *Server {
 			s.loc = loc
 		}
 	}
-	s.labsCache = labscache.New(labscache.Options{TTL: d.Config.Session.IdleTimeout, Now: s.now})
+	s.labsCache = labscache.New(labscache.Options{TTL: d.Config.Session.IdleTimeout, Now: s.now, OnPanic: s.fetchPanicked})
 	s.csp = contentSecurityPolicy(d.Config.FrameAncestors)
 	s.hsts = strings.HasPrefix(d.Config.PublicURL, "https://")
 	s.echo = s.routes()

@@ -7,11 +7,13 @@ package labscache
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"smartlabs/server/fhir"
 	"smartlabs/server/labsview"
+	"smartlabs/server/panics"
 )
 
 // Defaults of Options. The byte budget is the real bound on memory; the entry
@@ -33,6 +35,9 @@ type Options struct {
 	TTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnPanic, when set, is told of a fetch that panicked, with the fetch's
+	// context; the entry has already been finished with the panic as its error.
+	OnPanic func(ctx context.Context, pe *panics.Error)
 }
 
 // Cache holds the results of many launches, each filled by one fetch.
@@ -60,8 +65,14 @@ func New(o Options) *Cache {
 	return &Cache{opts: o, entries: map[string]*Entry{}}
 }
 
-// Fetch fills e from the EHR; it must call e.Finish before returning.
+// Fetch fills e from the EHR; it must call e.Finish before returning. A
+// fetch that panics, or returns without finishing, ends its entry with an
+// error: waiters get it at once, and the entry stays cached, so that views
+// and polls show the error instead of fetching again; a forced Start does.
 type Fetch func(ctx context.Context, e *Entry)
+
+// errUnfinished ends the entry of a fetch that returned without Finish.
+var errUnfinished = errors.New("labscache: fetch returned without finishing its entry")
 
 // Get returns the launch's entry, or nil when it is not (or no longer) cached.
 func (c *Cache) Get(id string) *Entry {
@@ -101,11 +112,29 @@ func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) *
 		}
 	}
 	c.mu.Unlock()
-	go func() {
-		defer cancel()
-		fetch(ctx, e)
-	}()
+	go c.run(ctx, cancel, e, fetch)
 	return e
+}
+
+// run runs fetch for e in its own goroutine. A panic of the fetch ends there:
+// it finishes e with the panic as its error, so the process lives on.
+func (c *Cache) run(ctx context.Context, cancel context.CancelFunc, e *Entry, fetch Fetch) {
+	defer cancel()
+	defer func() {
+		r := recover()
+		if r == nil {
+			if !e.isDone() {
+				e.Finish(Final{Err: errUnfinished, At: c.opts.Now()})
+			}
+			return
+		}
+		pe := panics.From(r)
+		e.Finish(Final{Err: pe, At: c.opts.Now()})
+		if c.opts.OnPanic != nil {
+			c.opts.OnPanic(ctx, pe)
+		}
+	}()
+	fetch(ctx, e)
 }
 
 // Forget drops a launch's results and stops its fetch, e.g. when the launch ends.
@@ -242,6 +271,14 @@ type Entry struct {
 	changed chan struct{}
 }
 
+// Failed reports whether the entry's fetch has ended with an error (a fetch
+// that panicked: other failed fetches drop their entry).
+func (e *Entry) Failed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.done && e.final.Err != nil
+}
+
 func (e *Entry) isDone() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -285,10 +322,14 @@ func (e *Entry) AddPage(rs []labsview.Result, fetched, total int, restarted bool
 	e.cache.grow(e, n)
 }
 
-// Finish records how the fetch ended and marks the entry complete.
+// Finish records how the fetch ended and marks the entry complete; only
+// the first call counts.
 func (e *Entry) Finish(f Final) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.done {
+		return
+	}
 	if f.Labs != nil {
 		// The results are already in the entry; the copy is not kept twice.
 		l := *f.Labs

@@ -2,6 +2,8 @@ package labscache_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"smartlabs/components/labs"
 	"smartlabs/server/labscache"
 	"smartlabs/server/labsview"
+	"smartlabs/server/panics"
 )
 
 // clock is an adjustable clock.
@@ -207,5 +210,62 @@ func TestDropLeavesANewerEntry(t *testing.T) {
 	newer.Drop()
 	if c.Get("L1") != nil {
 		t.Fatal("Drop left the entry cached")
+	}
+}
+
+// TestFetchPanicFinishesEntry: a fetch that panics does not take the process
+// down. Its entry ends at once with the panic as its error, OnPanic is told,
+// and the entry stays cached so that a later Start joins it rather than
+// fetching again; only a forced Start (Refresh) fetches again.
+func TestFetchPanicFinishesEntry(t *testing.T) {
+	type ctxKey struct{}
+	var told []*panics.Error
+	var mu sync.Mutex
+	c := labscache.New(labscache.Options{OnPanic: func(ctx context.Context, pe *panics.Error) {
+		if ctx.Value(ctxKey{}) != "req-1" {
+			t.Error("OnPanic did not get the fetch's context")
+		}
+		mu.Lock()
+		told = append(told, pe)
+		mu.Unlock()
+	}})
+	var fetches atomic.Int32
+	boom := func(_ context.Context, e *labscache.Entry) {
+		fetches.Add(1)
+		e.AddPage(results(1, 10, time.Now()), 1, 2, true)
+		var rs []labsview.Result
+		_ = rs[1] // index out of range
+	}
+	ctx := context.WithValue(context.Background(), ctxKey{}, "req-1")
+	e := c.Start(ctx, "L1", false, boom)
+	s := mustDone(t, e)
+	var pe *panics.Error
+	if !errors.As(s.Final.Err, &pe) || !strings.Contains(pe.Error(), "index out of range") {
+		t.Fatalf("final error = %v, want the panic", s.Final.Err)
+	}
+	if !e.Failed() {
+		t.Error("Failed() = false for an entry whose fetch panicked")
+	}
+	mu.Lock()
+	if len(told) != 1 || told[0] != pe {
+		t.Errorf("OnPanic told %d times, want once with the entry's error", len(told))
+	}
+	mu.Unlock()
+	if got := c.Start(ctx, "L1", false, boom); got != e || fetches.Load() != 1 {
+		t.Fatalf("a poll after the panic: same entry %v, fetches %d; want the failed entry and 1 fetch", got == e, fetches.Load())
+	}
+	e2 := c.Start(ctx, "L1", true, fill(results(2, 10, time.Now())))
+	if s := mustDone(t, e2); s.Final.Err != nil || len(s.Results) != 2 || e2.Failed() {
+		t.Fatalf("Refresh after the panic: err %v, %d results", s.Final.Err, len(s.Results))
+	}
+}
+
+// TestFetchWithoutFinish: a fetch that returns without Finish ends its entry
+// with an error rather than leaving its waiters to their timeouts.
+func TestFetchWithoutFinish(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	e := c.Start(context.Background(), "L1", false, func(context.Context, *labscache.Entry) {})
+	if s := mustDone(t, e); s.Final.Err == nil {
+		t.Fatal("an unfinished fetch left no error")
 	}
 }

@@ -71,6 +71,7 @@ type Env struct {
 	Audit *SyncBuffer
 
 	keys  map[string]*keys.Key
+	deps  func(*server.Deps)
 	redis string
 	now   func() time.Time
 	mu    sync.Mutex
@@ -97,6 +98,11 @@ type Options struct {
 	// WrapStores, when set, wraps the scs store and the KV the app uses, so a
 	// test can make the store fail mid-session.
 	WrapStores func(scs.Store, session.KV) (scs.Store, session.KV)
+	// Deps, when set, changes what the app is wired from before server.New:
+	// metrics to read, a transport that fails on cue, smaller bounds.
+	// HTTPClient is shared with the SMART client, so its Transport carries
+	// discovery, token and FHIR requests alike.
+	Deps func(*server.Deps)
 }
 
 // ClientID is the app's client id at the simulator.
@@ -108,7 +114,7 @@ const ClientSecret = "s3cr3t+/=value"
 // New starts the app and the simulator; both stop when the test ends.
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
-	h := &Env{t: t, Logs: &SyncBuffer{}, Audit: &SyncBuffer{}, redis: opts.RedisURL, saved: map[string]session.Launch{}, now: opts.Now}
+	h := &Env{t: t, Logs: &SyncBuffer{}, Audit: &SyncBuffer{}, redis: opts.RedisURL, saved: map[string]session.Launch{}, now: opts.Now, deps: opts.Deps}
 	simNow := opts.SimNow
 	if simNow == nil {
 		simNow = opts.Now
@@ -184,7 +190,7 @@ func New(t testing.TB, opts Options) *Env {
 	if opts.WrapStores != nil {
 		appStore, appKV = opts.WrapStores(store, h.Store)
 	}
-	srv := h.newServer(appStore, appKV)
+	srv := h.newServer(h.Cfg, appStore, appKV)
 	h.Handler = srv
 	Serve(t, appLn, srv)
 	Serve(t, simLn, sim)
@@ -202,11 +208,11 @@ func (h *Env) redisStores() (scs.Store, session.KV) {
 	return session.NewRedisStores(rc)
 }
 
-// newServer wires one app instance on the given stores.
-func (h *Env) newServer(store scs.Store, kv session.KV) *server.Server {
+// newServer wires one app instance with cfg on the given stores.
+func (h *Env) newServer(cfg *config.Config, store scs.Store, kv session.KV) *server.Server {
 	var srv *server.Server
 	sessions := session.NewManager(session.Options{
-		IdleTimeout: h.Cfg.Session.IdleTimeout, Lifetime: h.Cfg.Session.Lifetime, ScsStore: store, KV: kv, Now: h.now,
+		IdleTimeout: cfg.Session.IdleTimeout, Lifetime: cfg.Session.Lifetime, ScsStore: store, KV: kv, Now: h.now,
 		ErrorFunc:   func(w http.ResponseWriter, r *http.Request, err error) { srv.StoreError(w, r, err) },
 		SavedLaunch: h.recordLaunch,
 	})
@@ -214,8 +220,8 @@ func (h *Env) newServer(store scs.Store, kv session.KV) *server.Server {
 		h.ScsStore = store
 	}
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	srv = server.New(server.Deps{
-		Config:     h.Cfg,
+	d := server.Deps{
+		Config:     cfg,
 		Logger:     zerolog.New(h.Logs),
 		Audit:      server.NewAudit(zerolog.New(h.Audit)),
 		Sessions:   sessions,
@@ -224,7 +230,11 @@ func (h *Env) newServer(store scs.Store, kv session.KV) *server.Server {
 		Keys:       h.keys,
 		Version:    "test",
 		Now:        h.now,
-	})
+	}
+	if h.deps != nil {
+		h.deps(&d)
+	}
+	srv = server.New(d)
 	return srv
 }
 
@@ -241,11 +251,29 @@ type Replica struct {
 // Replica starts another app instance; it needs Options.RedisURL.
 func (h *Env) Replica() *Replica {
 	h.t.Helper()
+	return h.ReplicaWith(nil)
+}
+
+// ReplicaWith starts another app instance whose config is the Env's changed
+// by mutate, as a replica rolled out with a new config while sessions live
+// on in Redis (an issuer removed, say); it needs Options.RedisURL.
+func (h *Env) ReplicaWith(mutate func(*config.Config)) *Replica {
+	h.t.Helper()
+	cfg := h.Cfg
+	if mutate != nil {
+		c := *h.Cfg
+		c.Issuers = append([]config.Issuer(nil), h.Cfg.Issuers...)
+		mutate(&c)
+		if err := config.Finish(&c); err != nil {
+			h.t.Fatal(err)
+		}
+		cfg = &c
+	}
 	if h.redis == "" {
 		h.t.Fatal("servertest: Replica needs Options.RedisURL: memory stores are not shared")
 	}
 	store, kv := h.redisStores()
-	srv := h.newServer(store, kv)
+	srv := h.newServer(cfg, store, kv)
 	ln := Listen(h.t)
 	Serve(h.t, ln, srv)
 	return &Replica{URL: "http://localhost:" + Port(ln), Handler: srv}
