@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"smartlabs/server/config"
 	"smartlabs/server/fhir"
 	"smartlabs/server/panics"
 	"smartlabs/server/session"
@@ -43,11 +44,15 @@ const (
 // fetched: the launch has ended (an *AppError with HXRedirect set) or its
 // record could not be read or written.
 func (s *Server) fetchLaunchData(ctx context.Context, l *session.Launch, onPage func(fhir.Progress)) (launchData, error) {
+	issuer := s.cfg.Lookup(l.ISS)
+	if issuer == nil {
+		return launchData{}, issuerGone(l.ID)
+	}
 	l, err := s.freshLaunch(ctx, l)
 	if err != nil {
 		return launchData{}, err
 	}
-	d := s.fetchOnce(ctx, l, onPage)
+	d := s.fetchOnce(ctx, issuer, l, onPage)
 	if !unauthorized(d) || ctx.Err() != nil {
 		return d, nil
 	}
@@ -57,12 +62,12 @@ func (s *Server) fetchLaunchData(ctx context.Context, l *session.Launch, onPage 
 	if err != nil {
 		return launchData{}, err
 	}
-	return s.fetchOnce(ctx, l, onPage), nil
+	return s.fetchOnce(ctx, issuer, l, onPage), nil
 }
 
-// fetchOnce is one concurrent read of the Patient and search of the labs with l's token.
-func (s *Server) fetchOnce(ctx context.Context, l *session.Launch, onPage func(fhir.Progress)) launchData {
-	issuer := s.cfg.Lookup(l.ISS)
+// fetchOnce is one concurrent read of the Patient and search of the labs
+// at issuer, l's configured issuer, with l's token.
+func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *session.Launch, onPage func(fhir.Progress)) launchData {
 	fc := &fhir.Client{
 		HTTP: s.http, BaseURL: strings.TrimSuffix(issuer.ISS, "/"), Token: l.AccessToken,
 		ClientID: issuer.ClientID, PageSize: s.cfg.FHIR.PageSize, RequestTimeout: s.cfg.FHIR.RequestTimeout,
@@ -188,7 +193,7 @@ func (s *Server) refreshLocked(ctx context.Context, id, stale string) (*session.
 	}
 	iss := s.cfg.Lookup(cur.ISS)
 	if iss == nil {
-		return nil, session.ErrNoLaunch
+		return nil, issuerGone(id)
 	}
 	// The refresh and the write-back run to the end even if the browser goes
 	// away: the server may rotate the refresh token, and a rotated token we
@@ -243,4 +248,15 @@ func (s *Server) endLaunch(ctx context.Context, l *session.Launch, cause error) 
 func sessionEnded(launchID string, cause error) *AppError {
 	return &AppError{Status: http.StatusUnauthorized, Reason: "launch.ended", Title: "Your smartlabs session has ended",
 		Public: "Reopen smartlabs from the patient's chart.", HXRedirect: labsPath(launchID), Err: cause}
+}
+
+// issuerGone is the page of a launch whose issuer is no longer in the config:
+// a replica was rolled out without it while the launch lives on in the
+// shared session store. The launch is over here, and nothing is asked of an
+// EHR the config no longer names. HTMX requests are sent to the full page,
+// which shows this page itself.
+func issuerGone(launchID string) *AppError {
+	return &AppError{Status: http.StatusGone, Title: "This EHR is no longer set up",
+		Public:     "smartlabs is no longer set up for this EHR; reopen it from the patient's chart.",
+		HXRedirect: labsPath(launchID), Err: errors.New("the launch's issuer is not in the config")}
 }

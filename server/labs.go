@@ -31,7 +31,8 @@ var analyteKeyRe = regexp.MustCompile(`^(?:[0-9]{1,10}-[0-9]|n[0-9a-f]{16})$`)
 // names it in HX-Trigger, which tells a poll from a user's request.
 const pollerID = "labs-poller"
 
-// loadLaunch returns the launch named in the path if it belongs to this browser and is still live.
+// loadLaunch returns the launch named in the path if it belongs to this
+// browser and its EHR is still configured.
 func (s *Server) loadLaunch(c echo.Context) (*session.Launch, error) {
 	id := c.Param("launch")
 	if !launchIDRe.MatchString(id) {
@@ -40,6 +41,9 @@ func (s *Server) loadLaunch(c echo.Context) (*session.Launch, error) {
 	l, err := s.sessions.LoadLaunch(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
+	}
+	if s.cfg.Lookup(l.ISS) == nil {
+		return nil, issuerGone(l.ID)
 	}
 	// The page may be framed only by this launch's own EHR (its frame_ancestors).
 	s.setRequestIssuer(c, l.ISS)
