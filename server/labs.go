@@ -93,13 +93,15 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	q := c.QueryParams()
 	v := labsRequest{mode: labsview.ParseMode(q), filter: labsview.ParseFilter(q), key: key}
 
-	fetch := s.fetchLabs(l, requestID(c))
-	e := s.labsCache.Start(backgroundContext(c), l.ID, refresh, fetch)
-	if !refresh && !isHTMX(c) && e.Failed() {
+	if old := s.labsCache.Get(l.ID); old != nil && old.Failed() && !isHTMX(c) {
 		// A fetch that failed (panicked) stays cached, so that polls and
 		// views show its error instead of fetching again; a reload of the
 		// page, like Refresh, is the user asking to try again.
-		e = s.labsCache.Start(backgroundContext(c), l.ID, true, fetch)
+		refresh = true
+	}
+	e, err := s.labsCache.Start(backgroundContext(c), l.ID, refresh, s.fetchLabs(l, requestID(c)))
+	if err != nil {
+		return busyError(err)
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.FHIR.ViewTimeout)
 	defer cancel()
@@ -152,6 +154,17 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 		e.SetMemo(memoKey, buf.Bytes())
 	}
 	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+}
+
+// busyRetryAfter is the Retry-After of the busy page, in seconds.
+const busyRetryAfter = 10
+
+// busyError is the page shown when the results of the launches being fetched
+// already fill the server's memory budget (labscache.ErrBusy).
+func busyError(err error) *AppError {
+	return &AppError{Status: http.StatusServiceUnavailable, Title: "smartlabs is busy",
+		Public:     "smartlabs is loading results for many patients right now. Try again in a few seconds.",
+		RetryAfter: busyRetryAfter, Err: err}
 }
 
 // Long-poll bounds: a progress poll is held until new results arrive, at most

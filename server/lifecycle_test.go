@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"smartlabs/server/config"
 	"smartlabs/server/ehrsim"
 )
@@ -79,8 +81,13 @@ func mustRows(t *testing.T, h *harness, b *browser, labsURL string) {
 	if resp.StatusCode != http.StatusOK || strings.Contains(body, `data-testid="error-title"`) {
 		t.Fatalf("labs fragment: status %d, body %.300s", resp.StatusCode, body)
 	}
-	// A Refresh may join a fetch that is still paging (it answers once the
-	// list has rows), so the authorized search can land just after the answer.
+	// The view answers once the list has rows; it is followed to the end, so
+	// that the next Refresh starts a fetch of its own instead of joining this one.
+	doc, err := goquery.NewDocumentFromReader(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustFollowPolls(t, b, h.AppURL, doc)
 	for deadline := time.Now().Add(5 * time.Second); authorizedSearches(h) <= before; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the view was answered without an authorized search at the EHR")

@@ -40,8 +40,11 @@ type Deps struct {
 	PublishedKeys []*keys.PublicKey
 	// Metrics, when not nil, receives launch and session store counts.
 	Metrics *metrics.Metrics
-	Version string
-	Now     func() time.Time
+	// LabsCacheBytes bounds the estimated size of every launch's results held
+	// in memory; 0 means labscache.DefaultMaxBytes.
+	LabsCacheBytes int64
+	Version        string
+	Now            func() time.Time
 }
 
 // Server is the smartlabs HTTP application.
@@ -90,7 +93,8 @@ func New(d Deps) *Server {
 			s.loc = loc
 		}
 	}
-	s.labsCache = labscache.New(labscache.Options{TTL: d.Config.Session.IdleTimeout, Now: s.now, OnPanic: s.fetchPanicked})
+	s.labsCache = labscache.New(labscache.Options{MaxBytes: d.LabsCacheBytes, TTL: d.Config.Session.IdleTimeout,
+		Now: s.now, OnPanic: s.fetchPanicked})
 	s.csp = contentSecurityPolicy(d.Config.FrameAncestors)
 	s.hsts = strings.HasPrefix(d.Config.PublicURL, "https://")
 	s.echo = s.routes()

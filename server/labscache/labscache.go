@@ -36,7 +36,7 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// OnPanic, when set, is told of a fetch that panicked, with the fetch's
-	// context; the entry has already been finished with the panic as its error.
+	// context, just before the entry is finished with the panic as its error.
 	OnPanic func(ctx context.Context, pe *panics.Error)
 }
 
@@ -86,34 +86,63 @@ func (c *Cache) Get(id string) *Entry {
 	return e
 }
 
+// ErrBusy refuses a new fetch while the fetches in flight use up the
+// cache's bounds: a fetch is never dropped to make room for another, so more
+// fetches would only take more memory.
+var ErrBusy = errors.New("labscache: the fetches in flight use up the cache")
+
 // Start returns the launch's entry, starting fetch in a new goroutine when
 // there is none, or when force is set and the entry's fetch has ended (an
 // explicit Refresh: the old results are dropped). Concurrent callers share one
 // fetch per launch. The fetch runs under ctx, which should outlive the request.
-func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) *Entry {
+//
+// Complete entries, least recently used first, make room for a new fetch;
+// when the fetches in flight alone use up the bounds, Start starts nothing
+// and returns ErrBusy (a Refresh then keeps the results it would replace).
+func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) (*Entry, error) {
 	c.mu.Lock()
 	c.sweepLocked()
-	if e := c.entries[id]; e != nil {
-		// A Refresh while a fetch is still running joins it: a double click, or
-		// several tabs refreshing at once, make one fetch, not a cancelled one each.
-		if !force || !e.isDone() {
-			e.lastUsed = c.opts.Now()
-			c.mu.Unlock()
-			return e
-		}
-		c.removeLocked(id, e)
+	old := c.entries[id]
+	// A Refresh while a fetch is still running joins it: a double click, or
+	// several tabs refreshing at once, make one fetch, not a cancelled one each.
+	if old != nil && (!force || !old.isDone()) {
+		old.lastUsed = c.opts.Now()
+		c.mu.Unlock()
+		return old, nil
+	}
+	if !c.makeRoomLocked(old) {
+		c.mu.Unlock()
+		return nil, ErrBusy
+	}
+	if old != nil {
+		c.removeLocked(id, old)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Entry{cache: c, id: id, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1}
 	c.entries[id] = e
-	for len(c.entries) > c.opts.MaxEntries {
-		if !c.evictOneLocked(e) {
-			break // every other launch is still fetching: none is evicted
-		}
-	}
 	c.mu.Unlock()
 	go c.run(ctx, cancel, e, fetch)
-	return e
+	return e, nil
+}
+
+// makeRoomLocked evicts complete entries, least recently used first, until
+// one more entry fits: fewer than MaxEntries and fewer than MaxBytes bytes,
+// replaced (the entry a Refresh replaces, or nil) not counted. It reports
+// false when the entries still fetching leave no room.
+func (c *Cache) makeRoomLocked(replaced *Entry) bool {
+	for {
+		n, b := len(c.entries), c.bytes
+		if replaced != nil {
+			n--
+			b -= replaced.sizeOf()
+		}
+		if n < c.opts.MaxEntries && b < c.opts.MaxBytes {
+			return true
+		}
+		if !c.evictOneLocked(replaced) {
+			return false
+		}
+	}
 }
 
 // run runs fetch for e in its own goroutine. A panic of the fetch ends there:
@@ -129,10 +158,11 @@ func (c *Cache) run(ctx context.Context, cancel context.CancelFunc, e *Entry, fe
 			return
 		}
 		pe := panics.From(r)
-		e.Finish(Final{Err: pe, At: c.opts.Now()})
+		// Told first, so the panic is logged before any view shows its error.
 		if c.opts.OnPanic != nil {
 			c.opts.OnPanic(ctx, pe)
 		}
+		e.Finish(Final{Err: pe, At: c.opts.Now()})
 	}()
 	fetch(ctx, e)
 }
@@ -166,7 +196,6 @@ func (c *Cache) Stats() (entries int, bytes int64) {
 
 // removeLocked drops e; its fetch is cancelled and its size no longer counted.
 func (c *Cache) removeLocked(id string, e *Entry) {
-
 	if c.entries[id] == e {
 		delete(c.entries, id)
 	}
@@ -177,26 +206,27 @@ func (c *Cache) removeLocked(id string, e *Entry) {
 	e.mu.Unlock()
 }
 
-// sweepLocked drops entries unused for longer than the TTL.
+// sweepLocked drops complete entries unused for longer than the TTL. An
+// entry still fetching stays: its fetch is bounded by its own timeout.
 func (c *Cache) sweepLocked() {
 	cutoff := c.opts.Now().Add(-c.opts.TTL)
 	for id, e := range c.entries {
-		if e.lastUsed.Before(cutoff) {
+		if e.lastUsed.Before(cutoff) && e.isDone() {
 			c.removeLocked(id, e)
 		}
 	}
 }
 
-// evictOneLocked drops the least recently used entry other than keep; it
-// returns false when there is none.
+// evictOneLocked drops the least recently used complete entry other than
+// keep; it returns false when there is none.
 func (c *Cache) evictOneLocked(keep *Entry) bool {
 	var oldID string
 	var old *Entry
 	for id, e := range c.entries {
 		// Only complete lists are evicted: a launch whose pages are still
 		// arriving is being watched, and evicting it would make its next poll
-		// start the fetch again (with many launches at once, none would finish).
-		// Fetches in flight are bounded by the requests that started them.
+		// start the fetch again (with many launches at once, none would
+		// finish). Fetches in flight are bounded by Start's ErrBusy.
 		if e != keep && e.isDone() && (old == nil || e.lastUsed.Before(old.lastUsed)) {
 			oldID, old = id, e
 		}
@@ -204,17 +234,11 @@ func (c *Cache) evictOneLocked(keep *Entry) bool {
 	if old == nil {
 		return false
 	}
-	delete(c.entries, oldID)
-	old.mu.Lock()
-	c.bytes -= old.size
-	old.detached = true
-	old.mu.Unlock()
+	c.removeLocked(oldID, old)
 	return true
 }
 
-// grow counts n more bytes for e and evicts other entries to stay within
-// MaxBytes; an entry too large on its own is dropped from the cache (its
-// fetch goes on for the views already waiting on it).
+// grow counts n more bytes for e and settles the cache within its bounds.
 func (c *Cache) grow(e *Entry, n int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -222,17 +246,27 @@ func (c *Cache) grow(e *Entry, n int64) {
 		return
 	}
 	c.bytes += n
+	c.settleLocked(e)
+}
+
+// settleLocked evicts complete entries other than e, least recently used
+// first, while the cache is over MaxBytes. An entry still fetching is never
+// dropped, so the fetches in flight may pass the budget until they end (and
+// Start refuses new ones meanwhile). A complete e too large on its own is
+// dropped from the cache; the views that hold it still show it.
+func (c *Cache) settleLocked(e *Entry) {
 	for c.bytes > c.opts.MaxBytes {
 		if !c.evictOneLocked(e) {
 			break
 		}
 	}
 	if c.bytes > c.opts.MaxBytes && c.entries[e.id] == e {
-		delete(c.entries, e.id)
 		e.mu.Lock()
-		c.bytes -= e.size
-		e.detached = true
+		drop := e.done && e.size > c.opts.MaxBytes
 		e.mu.Unlock()
+		if drop {
+			c.removeLocked(e.id, e)
+		}
 	}
 }
 
@@ -285,6 +319,13 @@ func (e *Entry) isDone() bool {
 	return e.done
 }
 
+// sizeOf is the entry's counted size.
+func (e *Entry) sizeOf() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.size
+}
+
 func (e *Entry) detachedLocked() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -323,11 +364,16 @@ func (e *Entry) AddPage(rs []labsview.Result, fetched, total int, restarted bool
 }
 
 // Finish records how the fetch ended and marks the entry complete; only
-// the first call counts.
+// the first call counts. The cache is settled within its bounds before
+// anyone sees the cache again: e may now make way for others, or be too
+// large to keep.
 func (e *Entry) Finish(f Final) {
+	c := e.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.done {
+		e.mu.Unlock()
 		return
 	}
 	if f.Labs != nil {
@@ -338,6 +384,11 @@ func (e *Entry) Finish(f Final) {
 	}
 	e.final, e.done = f, true
 	e.notifyLocked()
+	detached := e.detached
+	e.mu.Unlock()
+	if !detached {
+		c.settleLocked(e)
+	}
 }
 
 // Wait blocks until the entry has at least one result or is complete, or ctx ends.

@@ -49,6 +49,15 @@ func fill(pages ...[]labsview.Result) labscache.Fetch {
 	}
 }
 
+func mustStart(t *testing.T, c *labscache.Cache, ctx context.Context, id string, force bool, fetch labscache.Fetch) *labscache.Entry {
+	t.Helper()
+	e, err := c.Start(ctx, id, force, fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func mustDone(t *testing.T, e *labscache.Entry) labscache.Snapshot {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -76,7 +85,10 @@ func TestOneFetchPerLaunch(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// A Refresh (force) while the fetch runs joins it too.
-			entries[i] = c.Start(context.Background(), "L1", i%2 == 0, fetch)
+			var err error
+			if entries[i], err = c.Start(context.Background(), "L1", i%2 == 0, fetch); err != nil {
+				t.Error(err)
+			}
 		}()
 	}
 	wg.Wait()
@@ -93,11 +105,11 @@ func TestOneFetchPerLaunch(t *testing.T) {
 		t.Fatalf("fetches = %d, want 1", n)
 	}
 	// A cached launch is not fetched again; a Refresh after the fetch ended is.
-	c.Start(context.Background(), "L1", false, fetch)
+	mustStart(t, c, context.Background(), "L1", false, fetch)
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("fetches after a cached start = %d, want 1", n)
 	}
-	e := c.Start(context.Background(), "L1", true, fill(results(1, 10, time.Now())))
+	e := mustStart(t, c, context.Background(), "L1", true, fill(results(1, 10, time.Now())))
 	if s := mustDone(t, e); len(s.Results) != 1 {
 		t.Fatalf("after Refresh: %d results, want 1", len(s.Results))
 	}
@@ -107,7 +119,7 @@ func TestPagesAndRestart(t *testing.T) {
 	c := labscache.New(labscache.Options{})
 	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	step := make(chan struct{})
-	e := c.Start(context.Background(), "L1", false, func(_ context.Context, e *labscache.Entry) {
+	e := mustStart(t, c, context.Background(), "L1", false, func(_ context.Context, e *labscache.Entry) {
 		e.AddPage(results(2, 10, at), 2, 5, true)
 		<-step
 		// The paging session expired: the search starts again and the first page is void.
@@ -143,7 +155,7 @@ func TestBounds(t *testing.T) {
 	c := labscache.New(labscache.Options{MaxEntries: 2, MaxBytes: 1000, TTL: 10 * time.Minute, Now: clk.now})
 	start := func(id string, n, size int) *labscache.Entry {
 		t.Helper()
-		e := c.Start(context.Background(), id, false, fill(results(n, size, clk.now())))
+		e := mustStart(t, c, context.Background(), id, false, fill(results(n, size, clk.now())))
 		mustDone(t, e)
 		clk.add(time.Second)
 		return e
@@ -181,7 +193,7 @@ func TestBounds(t *testing.T) {
 func TestForgetCancelsFetch(t *testing.T) {
 	c := labscache.New(labscache.Options{})
 	cancelled := make(chan struct{})
-	c.Start(context.Background(), "L1", false, func(ctx context.Context, e *labscache.Entry) {
+	mustStart(t, c, context.Background(), "L1", false, func(ctx context.Context, e *labscache.Entry) {
 		<-ctx.Done()
 		close(cancelled)
 		e.Finish(labscache.Final{Err: ctx.Err()})
@@ -199,9 +211,9 @@ func TestForgetCancelsFetch(t *testing.T) {
 
 func TestDropLeavesANewerEntry(t *testing.T) {
 	c := labscache.New(labscache.Options{})
-	old := c.Start(context.Background(), "L1", false, fill(results(1, 10, time.Now())))
+	old := mustStart(t, c, context.Background(), "L1", false, fill(results(1, 10, time.Now())))
 	mustDone(t, old)
-	newer := c.Start(context.Background(), "L1", true, fill(results(2, 10, time.Now())))
+	newer := mustStart(t, c, context.Background(), "L1", true, fill(results(2, 10, time.Now())))
 	mustDone(t, newer)
 	old.Drop()
 	if c.Get("L1") != newer {
@@ -237,7 +249,7 @@ func TestFetchPanicFinishesEntry(t *testing.T) {
 		_ = rs[1] // index out of range
 	}
 	ctx := context.WithValue(context.Background(), ctxKey{}, "req-1")
-	e := c.Start(ctx, "L1", false, boom)
+	e := mustStart(t, c, ctx, "L1", false, boom)
 	s := mustDone(t, e)
 	var pe *panics.Error
 	if !errors.As(s.Final.Err, &pe) || !strings.Contains(pe.Error(), "index out of range") {
@@ -251,10 +263,10 @@ func TestFetchPanicFinishesEntry(t *testing.T) {
 		t.Errorf("OnPanic told %d times, want once with the entry's error", len(told))
 	}
 	mu.Unlock()
-	if got := c.Start(ctx, "L1", false, boom); got != e || fetches.Load() != 1 {
+	if got := mustStart(t, c, ctx, "L1", false, boom); got != e || fetches.Load() != 1 {
 		t.Fatalf("a poll after the panic: same entry %v, fetches %d; want the failed entry and 1 fetch", got == e, fetches.Load())
 	}
-	e2 := c.Start(ctx, "L1", true, fill(results(2, 10, time.Now())))
+	e2 := mustStart(t, c, ctx, "L1", true, fill(results(2, 10, time.Now())))
 	if s := mustDone(t, e2); s.Final.Err != nil || len(s.Results) != 2 || e2.Failed() {
 		t.Fatalf("Refresh after the panic: err %v, %d results", s.Final.Err, len(s.Results))
 	}
@@ -264,8 +276,144 @@ func TestFetchPanicFinishesEntry(t *testing.T) {
 // with an error rather than leaving its waiters to their timeouts.
 func TestFetchWithoutFinish(t *testing.T) {
 	c := labscache.New(labscache.Options{})
-	e := c.Start(context.Background(), "L1", false, func(context.Context, *labscache.Entry) {})
+	e := mustStart(t, c, context.Background(), "L1", false, func(context.Context, *labscache.Entry) {})
 	if s := mustDone(t, e); s.Final.Err == nil {
 		t.Fatal("an unfinished fetch left no error")
 	}
+}
+
+// blocked is a fetch that adds one page of n results of size bytes, then
+// waits for release (or its cancellation) before it finishes. It reports its
+// context on ctxs and counts its runs.
+type blocked struct {
+	n, size int
+	release chan struct{}
+	ctxs    chan context.Context
+	runs    atomic.Int32
+}
+
+func newBlocked(n, size int) *blocked {
+	return &blocked{n: n, size: size, release: make(chan struct{}), ctxs: make(chan context.Context, 10)}
+}
+
+func (b *blocked) fetch(ctx context.Context, e *labscache.Entry) {
+	b.runs.Add(1)
+	b.ctxs <- ctx
+	e.AddPage(results(b.n, b.size, time.Now()), b.n, 2*b.n, true)
+	select {
+	case <-b.release:
+		e.Finish(labscache.Final{})
+	case <-ctx.Done():
+		e.Finish(labscache.Final{Err: ctx.Err()})
+	}
+}
+
+func mustWait(t *testing.T, e *labscache.Entry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cancelled(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// TestFetchingEntryOverBudgetStays: an entry whose pages pass the byte
+// budget while it is still fetching stays cached and keeps its one fetch:
+// the next poll joins it instead of starting another full fetch beside it.
+func TestFetchingEntryOverBudgetStays(t *testing.T) {
+	c := labscache.New(labscache.Options{MaxBytes: 1000})
+	b := newBlocked(12, 100) // 1200 bytes: over the budget on its own
+	e, err := c.Start(context.Background(), "A", false, b.fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, e)
+	ctx := <-b.ctxs
+	if c.Get("A") != e {
+		t.Fatal("an entry still fetching was dropped when it passed the byte budget")
+	}
+	if again, err := c.Start(context.Background(), "A", false, b.fetch); err != nil || again != e {
+		t.Fatalf("a poll got entry %v, err %v; want the fetching entry", again == e, err)
+	}
+	if n := b.runs.Load(); n != 1 {
+		t.Fatalf("fetches = %d, want 1", n)
+	}
+	if cancelled(ctx) {
+		t.Fatal("the fetch of an entry still cached was cancelled")
+	}
+	close(b.release)
+	mustDone(t, e)
+}
+
+// TestSweepSkipsFetchingEntries: the idle expiry never drops an entry that
+// is still fetching; once complete, it expires as usual.
+func TestSweepSkipsFetchingEntries(t *testing.T) {
+	clk := &clock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := labscache.New(labscache.Options{TTL: 10 * time.Minute, Now: clk.now})
+	b := newBlocked(1, 10)
+	e, err := c.Start(context.Background(), "A", false, b.fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, e)
+	ctx := <-b.ctxs
+	clk.add(11 * time.Minute)
+	if c.Get("A") != e || cancelled(ctx) {
+		t.Fatal("the idle expiry dropped (and cancelled) an entry still fetching")
+	}
+	close(b.release)
+	mustDone(t, e)
+	clk.add(11 * time.Minute)
+	if c.Get("A") != nil {
+		t.Fatal("a complete entry outlived its TTL")
+	}
+}
+
+// TestBusyWhenFetchesFillBudget: while fetches in flight use up the byte
+// budget, a new launch's fetch is refused with ErrBusy (and not started),
+// while the launches in flight are still served; once they end, it starts.
+func TestBusyWhenFetchesFillBudget(t *testing.T) {
+	c := labscache.New(labscache.Options{MaxBytes: 1000})
+	// A complete entry never blocks a new fetch: it is evicted to make room.
+	old, err := c.Start(context.Background(), "old", false, fill(results(5, 100, time.Now())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDone(t, old)
+	a := newBlocked(11, 100)
+	ea, err := c.Start(context.Background(), "A", false, a.fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, ea)
+	if c.Get("old") != nil {
+		t.Error("the complete entry was kept while a fetch needed its room")
+	}
+	b := newBlocked(1, 10)
+	if e, err := c.Start(context.Background(), "B", false, b.fetch); !errors.Is(err, labscache.ErrBusy) || e != nil {
+		t.Fatalf("Start while fetches fill the budget: entry %v, err %v; want ErrBusy", e != nil, err)
+	}
+	if b.runs.Load() != 0 {
+		t.Fatal("a refused fetch ran")
+	}
+	if e, err := c.Start(context.Background(), "A", false, a.fetch); err != nil || e != ea {
+		t.Fatalf("the launch in flight was refused: %v", err)
+	}
+	close(a.release)
+	mustDone(t, ea)
+	eb, err := c.Start(context.Background(), "B", false, b.fetch)
+	if err != nil {
+		t.Fatalf("Start after the fetches ended: %v", err)
+	}
+	close(b.release)
+	mustDone(t, eb)
 }

@@ -2,6 +2,7 @@ package labscache
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 func TestWaitBeyond(t *testing.T) {
 	c := New(Options{})
 	release := make(chan struct{})
-	e := c.Start(context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
+	e := mustStart(t, c, context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
 		e.AddPage([]labsview.Result{{}}, 1, 3, false)
 		<-release
 		e.AddPage([]labsview.Result{{}}, 2, 3, false)
@@ -51,7 +52,7 @@ func TestWaitBeyond(t *testing.T) {
 func TestMemo(t *testing.T) {
 	c := New(Options{})
 	finish := make(chan struct{})
-	e := c.Start(context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
+	e := mustStart(t, c, context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
 		<-finish
 		e.Finish(Final{})
 	})
@@ -82,33 +83,41 @@ func TestMemo(t *testing.T) {
 	}
 }
 
-// TestEvictionKeepsRunningFetch: when more launches are active than the cache
-// keeps, an evicted launch's fetch still completes for the views waiting on
-// it, instead of being cancelled and shown as an error.
-func TestEvictionKeepsRunningFetch(t *testing.T) {
+// TestEntryBoundNeverEvictsAFetch: when the launches fetching at once fill
+// the entry bound, a further launch is refused with ErrBusy rather than a
+// fetch being evicted; the running fetch completes, uncancelled, and once
+// it is complete it makes room for the next launch.
+func TestEntryBoundNeverEvictsAFetch(t *testing.T) {
 	c := New(Options{MaxEntries: 1})
 	release := make(chan struct{})
 	var cancelled bool
-	first := c.Start(context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
+	first := mustStart(t, c, context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
 		<-release
 		cancelled = ctx.Err() != nil
 		e.AddPage([]labsview.Result{{}}, 1, 1, false)
 		e.Finish(Final{})
 	})
-	second := c.Start(context.Background(), "L2", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) })
-	close(release)
-	if err := second.WaitDone(context.Background()); err != nil {
-		t.Fatal(err)
+	if _, err := c.Start(context.Background(), "L2", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second launch while the only slot is fetching: err %v, want ErrBusy", err)
 	}
+	close(release)
 	if err := first.WaitDone(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if cancelled || first.Len() != 1 {
-		t.Fatalf("evicted fetch: cancelled %v, %d results", cancelled, first.Len())
+		t.Fatalf("running fetch: cancelled %v, %d results", cancelled, first.Len())
 	}
-	// Once complete, the extra launches are evicted at the next start.
-	c.Start(context.Background(), "L3", false, func(ctx context.Context, e *Entry) {})
-	if entries, _ := c.Stats(); entries != 1 {
-		t.Errorf("cache holds %d launches, want 1", entries)
+	mustStart(t, c, context.Background(), "L3", false, func(ctx context.Context, e *Entry) {})
+	if entries, _ := c.Stats(); entries != 1 || c.Get("L3") == nil {
+		t.Errorf("cache holds %d launches, want only L3", entries)
 	}
+}
+
+func mustStart(t *testing.T, c *Cache, ctx context.Context, id string, force bool, fetch Fetch) *Entry {
+	t.Helper()
+	e, err := c.Start(ctx, id, force, fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
