@@ -263,3 +263,34 @@ func TestHandlerPanicIsLogged(t *testing.T) {
 	pt.set(nil)
 	mustLaunch(t, h, b, p)
 }
+
+// TestThemePanicKeepsServing: a panic while the EHR's style document is
+// fetched (in its own goroutine, shared by the requests that wait for it)
+// gives our default theme, is logged with the id and route of the request
+// that started the fetch, and is counted; the same document is not fetched
+// again at once, and the process keeps serving.
+func TestThemePanicKeepsServing(t *testing.T) {
+	h, pt, m := newPanickyHarness(t)
+	b := newBrowser(t)
+	labsURL := launchAndLoad(t, h, b, "Okafor")
+	pt.set(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/styles/smart.json") })
+	for i := range 2 {
+		resp, _, css := b.get(labsURL + "/theme.css")
+		if resp.StatusCode != http.StatusOK || css != "" {
+			t.Fatalf("theme.css %d: status %d, %q; want 200 and our default theme", i, resp.StatusCode, css)
+		}
+		if i == 0 {
+			logs := panicLogs(t, h)
+			if len(logs) != 1 {
+				t.Fatalf("panic log lines = %d, want 1", len(logs))
+			}
+			if l := logs[0]; l.RequestID != resp.Header.Get("X-Request-Id") || l.Route != "/l/:launch/theme.css" || l.Where != "theme" {
+				t.Errorf("panic logged as %+v", l)
+			}
+		}
+	}
+	if pt.count() != 1 || panicCount(t, m, "theme") != 1 {
+		t.Errorf("panicking style requests = %d, counted %v; want 1 and 1", pt.count(), panicCount(t, m, "theme"))
+	}
+	mustLaunch(t, h, newBrowser(t), h.Patient("Lin"))
+}
