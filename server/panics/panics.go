@@ -19,14 +19,10 @@ type Error struct {
 	Stack []byte
 }
 
-// Error describes the panic in words safe for the log.
+// Error describes the panic in words safe for the log. An *Error does not
+// unwrap to its value: whatever was panicked, the user sees the plain 500
+// page, never a page chosen by the value's type.
 func (e *Error) Error() string { return "panic: " + Describe(e.Value) }
-
-// Unwrap returns the panic value when it is an error.
-func (e *Error) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}
 
 // Describe says what a panic value is without the data it may carry: the
 // message of a runtime error (a nil dereference, an index out of range: the
