@@ -256,7 +256,7 @@ func sessionEnded(launchID string, cause error) *AppError {
 // EHR the config no longer names. HTMX requests are sent to the full page,
 // which shows this page itself.
 func issuerGone(launchID string) *AppError {
-	return &AppError{Status: http.StatusGone, Title: "This EHR is no longer set up",
+	return &AppError{Status: http.StatusGone, Reason: "launch.issuer_removed", Title: "This EHR is no longer set up",
 		Public:     "smartlabs is no longer set up for this EHR; reopen it from the patient's chart.",
 		HXRedirect: labsPath(launchID), Err: errors.New("the launch's issuer is not in the config")}
 }

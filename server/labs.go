@@ -162,7 +162,7 @@ const busyRetryAfter = 10
 // busyError is the page shown when the results of the launches being fetched
 // already fill the server's memory budget (labscache.ErrBusy).
 func busyError(err error) *AppError {
-	return &AppError{Status: http.StatusServiceUnavailable, Title: "smartlabs is busy",
+	return &AppError{Status: http.StatusServiceUnavailable, Reason: "labs.busy", Title: "smartlabs is busy",
 		Public:     "smartlabs is loading results for many patients right now. Try again in a few seconds.",
 		RetryAfter: busyRetryAfter, Err: err}
 }
