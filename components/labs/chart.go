@@ -3,6 +3,7 @@ package labs
 import (
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -119,33 +120,127 @@ func layoutChart(c Chart, box chartBox) chartGeom {
 		}
 		g.Band = &geomRect{X: num(box.left), Y: num(top), W: num(pw), H: num(math.Max(bottom-top, 1))}
 	}
-	for _, v := range niceTicks(lo, hi, 4) {
-		g.YTicks = append(g.YTicks, tick{Pos: num(y(v)), Label: strconv.FormatFloat(v, 'f', -1, 64)})
+	for _, t := range niceTicks(lo, hi, 4) {
+		g.YTicks = append(g.YTicks, tick{Pos: num(y(t.v)), Label: t.label})
 	}
 	g.XTicks = timeTicks(t0, t1, x)
 	return g
 }
 
-// niceTicks returns about n round values between lo and hi.
-func niceTicks(lo, hi float64, n int) []float64 {
-	if !(hi > lo) || n < 1 {
+// valueTick is a round value of the value axis and its label.
+type valueTick struct {
+	v     float64
+	label string
+}
+
+// niceTicks returns at most n+2 round values between lo and hi: multiples of
+// a step of 1, 2, 2.5 or 5 times a power of ten, each with a label that shows
+// the value to the step's precision. It loops once per tick, whatever the
+// values' magnitude; when lo and hi are not finite, or so close that no step
+// separates them, it returns nil.
+func niceTicks(lo, hi float64, n int) []valueTick {
+	if n < 1 || !(hi > lo) || !finite(lo) || !finite(hi) {
 		return nil
 	}
-	raw := (hi - lo) / float64(n)
-	mag := math.Pow(10, math.Floor(math.Log10(raw)))
-	step := mag
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*mag >= raw {
-			step = m * mag
+	// Halves first, so that hi-lo cannot overflow (-1e308 to 1e308).
+	raw := hi/float64(n) - lo/float64(n)
+	if !(raw > 0) || !finite(raw) {
+		return nil
+	}
+	e := decExp(raw)
+	// The step is m × 10^exp; exp is also the position of its last digit.
+	step, exp := 0.0, 0
+	for _, c := range [...]struct{ m, e int }{{1, e}, {2, e}, {25, e - 1}, {5, e}, {1, e + 1}} {
+		step, exp = float64(c.m)*math.Pow10(c.e), c.e
+		if step >= raw {
 			break
 		}
 	}
-	var out []float64
-	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
-		// Rounding keeps labels like 0.30000000000000004 out.
-		out = append(out, math.Round(v/step)*step)
+	if !(step > 0) || !finite(step) {
+		return nil
+	}
+	first, last := math.Ceil(lo/step), math.Floor(hi/step)
+	count := last - first + 1
+	// In exact arithmetic count <= n+1; more means the step is below the
+	// values' precision (the float spacing), and then no tick is useful.
+	if !(count >= 1 && count <= float64(n+2)) {
+		return nil
+	}
+	out := make([]valueTick, 0, int(count))
+	for i := range int(count) {
+		v := (first + float64(i)) * step
+		if v == 0 {
+			v = 0 // never -0
+		}
+		if !finite(v) || (len(out) > 0 && v <= out[len(out)-1].v) {
+			continue
+		}
+		out = append(out, valueTick{v: v, label: decimalLabel(v, exp)})
 	}
 	return out
+}
+
+// finite reports whether f is neither NaN nor infinite.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// decimalLabel writes v to the decimal digit at 10^exp: plain digits
+// ("0.25", "1200", "-3") from 10^-6 up to 10^15, scientific notation
+// ("2.5e-17", "1e+308") beyond, with at most 17 significant digits, so a
+// label is never longer than 26 bytes. It never writes NaN or Inf.
+func decimalLabel(v float64, exp int) string {
+	if !finite(v) {
+		return ""
+	}
+	if v == 0 {
+		return "0"
+	}
+	prec := min(max(decExp(v)-exp+1, 1), 17)
+	// 'e' gives d.ddde±XX rounded to prec digits: the digits and the exponent
+	// of the rounded value.
+	s := strconv.FormatFloat(v, 'e', prec-1, 64)
+	sign := ""
+	if s[0] == '-' {
+		sign, s = "-", s[1:]
+	}
+	mant, expText, _ := strings.Cut(s, "e")
+	x, _ := strconv.Atoi(expText)
+	digits := strings.TrimRight(strings.Replace(mant, ".", "", 1), "0")
+	if digits == "" {
+		return "0"
+	}
+	switch {
+	case x >= 15 || x < -6:
+		out := sign + digits[:1]
+		if len(digits) > 1 {
+			out += "." + digits[1:]
+		}
+		if x < 0 {
+			return out + "e-" + twoDigits(-x)
+		}
+		return out + "e+" + twoDigits(x)
+	case x < 0:
+		return sign + "0." + strings.Repeat("0", -x-1) + digits
+	case len(digits) <= x+1:
+		return sign + digits + strings.Repeat("0", x+1-len(digits))
+	default:
+		return sign + digits[:x+1] + "." + digits[x+1:]
+	}
+}
+
+// decExp is the decimal exponent of f (finite, not zero): 2 for 345, -17 for
+// 2.5e-17. math.Log10 is not used: it is wrong for subnormal numbers.
+func decExp(f float64) int {
+	s := strconv.FormatFloat(f, 'e', -1, 64)
+	x, _ := strconv.Atoi(s[strings.LastIndexByte(s, 'e')+1:])
+	return x
+}
+
+// twoDigits writes n with at least two digits, as exponents are written.
+func twoDigits(n int) string {
+	if n < 10 {
+		return "0" + strconv.Itoa(n)
+	}
+	return strconv.Itoa(n)
 }
 
 // timeTicks labels the time axis with up to five evenly spaced dates, in a
