@@ -54,22 +54,38 @@ type chartGeom struct {
 }
 
 // num formats a coordinate with one decimal, enough for a sharp line.
-func num(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
+// Coordinates are finite by construction; anything else becomes 0 rather
+// than NaN in the SVG.
+func num(f float64) string {
+	if !finite(f) {
+		f = 0
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64)
+}
 
 // layoutChart places c's points in box: time on x, value on y. The value axis
 // spans the values and the reference band, so the band is always drawn whole.
+// Only points with a finite value and a collection time are placed; a band
+// limit that is not finite is left open, and a band whose low is above its
+// high is not drawn. Work and memory grow linearly with the points, whatever
+// their values or dates.
 func layoutChart(c Chart, box chartBox) chartGeom {
 	g := chartGeom{W: num(box.w), H: num(box.h)}
 	pw, ph := box.w-box.left-box.right, box.h-box.top-box.bottom
 	g.PlotX, g.PlotY, g.PlotW, g.PlotH = num(box.left), num(box.top), num(pw), num(ph)
 	g.Baseline, g.Left, g.Right = num(box.top+ph), num(box.left), num(box.left+pw)
-	if len(c.Points) == 0 {
+	pts := plotPoints(c.Points)
+	if len(pts) == 0 {
 		return g
 	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	t0, t1 := c.Points[0].At, c.Points[0].At
-	for _, p := range c.Points {
-		lo, hi = math.Min(lo, p.Value), math.Max(hi, p.Value)
+	low, high := finiteOrNil(c.Low), finiteOrNil(c.High)
+	if low != nil && high != nil && *low > *high {
+		low, high = nil, nil
+	}
+	lo, hi := valueAxis(pts, low, high)
+	y := func(v float64) float64 { return box.top + ph*(1-fraction(v, lo, hi)) }
+	t0, t1 := pts[0].At, pts[0].At
+	for _, p := range pts {
 		if p.At.Before(t0) {
 			t0 = p.At
 		}
@@ -77,29 +93,17 @@ func layoutChart(c Chart, box chartBox) chartGeom {
 			t1 = p.At
 		}
 	}
-	if c.Low != nil {
-		lo, hi = math.Min(lo, *c.Low), math.Max(hi, *c.Low)
-	}
-	if c.High != nil {
-		lo, hi = math.Min(lo, *c.High), math.Max(hi, *c.High)
-	}
-	if hi == lo {
-		pad := math.Max(math.Abs(hi)*0.1, 1)
-		lo, hi = lo-pad, hi+pad
-	} else {
-		pad := (hi - lo) * 0.08
-		lo, hi = lo-pad, hi+pad
-	}
-	y := func(v float64) float64 { return box.top + ph - (v-lo)/(hi-lo)*ph }
-	span := t1.Sub(t0)
+	// Seconds as floats: years 1 to 9999 span more than a time.Duration holds.
+	s0, span := seconds(t0), seconds(t1)-seconds(t0)
 	x := func(t time.Time) float64 {
-		if span <= 0 {
+		if !(span > 0) {
 			return box.left + pw/2
 		}
-		return box.left + float64(t.Sub(t0))/float64(span)*pw
+		return box.left + pw*fraction(seconds(t)-s0, 0, span)
 	}
-	line := make([]byte, 0, len(c.Points)*12)
-	for i, p := range c.Points {
+	g.Points = make([]geomPoint, 0, len(pts))
+	line := make([]byte, 0, len(pts)*12)
+	for i, p := range pts {
 		gp := geomPoint{X: num(x(p.At)), Y: num(y(p.Value)), P: p, Abnormal: p.Flag != FlagNone}
 		g.Points = append(g.Points, gp)
 		if i > 0 {
@@ -110,22 +114,105 @@ func layoutChart(c Chart, box chartBox) chartGeom {
 		line = append(line, gp.Y...)
 	}
 	g.Line = string(line)
-	if c.Low != nil || c.High != nil {
+	if low != nil || high != nil {
 		top, bottom := box.top, box.top+ph
-		if c.High != nil {
-			top = y(*c.High)
+		if high != nil {
+			top = y(*high)
 		}
-		if c.Low != nil {
-			bottom = y(*c.Low)
+		if low != nil {
+			bottom = y(*low)
 		}
-		g.Band = &geomRect{X: num(box.left), Y: num(top), W: num(pw), H: num(math.Max(bottom-top, 1))}
+		// At least one unit high, so low == high still shows, and never below the plot.
+		h := math.Max(bottom-top, 1)
+		top = math.Min(top, box.top+ph-h)
+		g.Band = &geomRect{X: num(box.left), Y: num(top), W: num(pw), H: num(h)}
 	}
+	last := ""
 	for _, t := range niceTicks(lo, hi, 4) {
-		g.YTicks = append(g.YTicks, tick{Pos: num(y(t.v)), Label: t.label})
+		if t.label != last {
+			g.YTicks = append(g.YTicks, tick{Pos: num(y(t.v)), Label: t.label})
+			last = t.label
+		}
 	}
 	g.XTicks = timeTicks(t0, t1, x)
 	return g
 }
+
+// plotPoints are the points a chart can place: a finite value and a
+// collection time. The slice is shared when every point can be placed.
+func plotPoints(pts []Point) []Point {
+	for i, p := range pts {
+		if !plottable(p) {
+			out := append(make([]Point, 0, len(pts)-1), pts[:i]...)
+			for _, p := range pts[i+1:] {
+				if plottable(p) {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+	}
+	return pts
+}
+
+// plottable reports whether a chart can place p.
+func plottable(p Point) bool { return finite(p.Value) && !p.At.IsZero() }
+
+// finiteOrNil is f when it points to a finite number, else nil.
+func finiteOrNil(f *float64) *float64 {
+	if f == nil || !finite(*f) {
+		return nil
+	}
+	return f
+}
+
+// flatTolerance is the relative difference below which values are drawn level:
+// no lab reports nine significant digits, and a one-ulp difference
+// (0.3 and 0.30000000000000004) must not look like a change.
+const flatTolerance = 1e-9
+
+// valueAxis returns the bounds of the value axis: the values and the band
+// limits with a margin of 8% each side, or, when they are level, centred with
+// a margin of 10% of their value (at least 1). The bounds are finite, lo < hi,
+// and no step overflows, even from -1e308 to 1e308.
+func valueAxis(pts []Point, low, high *float64) (lo, hi float64) {
+	lo, hi = pts[0].Value, pts[0].Value
+	for _, p := range pts {
+		lo, hi = math.Min(lo, p.Value), math.Max(hi, p.Value)
+	}
+	for _, b := range []*float64{low, high} {
+		if b != nil {
+			lo, hi = math.Min(lo, *b), math.Max(hi, *b)
+		}
+	}
+	mid, half := lo/2+hi/2, hi/2-lo/2
+	if half <= flatTolerance*math.Max(math.Abs(lo), math.Abs(hi)) {
+		half = math.Max(math.Abs(mid)*0.1, 1)
+	} else {
+		half *= 1.16
+	}
+	return clampFloat(mid - half), clampFloat(mid + half)
+}
+
+// clampFloat brings ±Inf back to the largest finite float of that sign.
+func clampFloat(f float64) float64 { return math.Max(-math.MaxFloat64, math.Min(f, math.MaxFloat64)) }
+
+// fraction is where v lies between lo and hi (lo < hi), from 0 to 1, computed
+// without overflow.
+func fraction(v, lo, hi float64) float64 {
+	n, d := v-lo, hi-lo
+	if math.IsInf(n, 0) || math.IsInf(d, 0) {
+		n, d = v/2-lo/2, hi/2-lo/2
+	}
+	f := n / d
+	if !(f > 0) {
+		return 0
+	}
+	return math.Min(f, 1)
+}
+
+// seconds is t in seconds since 1970 as a float.
+func seconds(t time.Time) float64 { return float64(t.Unix()) + float64(t.Nanosecond())/1e9 }
 
 // valueTick is a round value of the value axis and its label.
 type valueTick struct {
@@ -244,22 +331,27 @@ func twoDigits(n int) string {
 }
 
 // timeTicks labels the time axis with up to five evenly spaced dates, in a
-// format that is unambiguous at the span shown.
+// format that is unambiguous at the span shown, each label once, all in t0's
+// zone.
 func timeTicks(t0, t1 time.Time, x func(time.Time) float64) []tick {
-	span := t1.Sub(t0)
-	layout := "2006-01-02"
-	if span > 3*365*24*time.Hour {
-		layout = "2006"
-	} else if span > 120*24*time.Hour {
-		layout = "2006-01"
-	}
-	if span <= 0 {
+	span := seconds(t1) - seconds(t0)
+	if !(span > 0) {
 		return []tick{{Pos: num(x(t0)), Label: t0.Format("2006-01-02")}}
+	}
+	const day = 24 * 60 * 60
+	layout := "2006-01-02"
+	if span > 3*365*day {
+		layout = "2006"
+	} else if span > 120*day {
+		layout = "2006-01"
 	}
 	var out []tick
 	last := ""
 	for i := 0; i <= 4; i++ {
-		t := t0.Add(span * time.Duration(i) / 4)
+		t := t1.In(t0.Location())
+		if i < 4 {
+			t = addSeconds(t0, span*float64(i)/4)
+		}
 		label := t.Format(layout)
 		if label == last {
 			continue
@@ -268,4 +360,11 @@ func timeTicks(t0, t1 time.Time, x func(time.Time) float64) []tick {
 		out = append(out, tick{Pos: num(x(t)), Label: label})
 	}
 	return out
+}
+
+// addSeconds is t plus s seconds (s >= 0, within years 1 to 9999).
+func addSeconds(t time.Time, s float64) time.Time {
+	whole := math.Floor(s)
+	ns := int64(t.Nanosecond()) + int64((s-whole)*1e9)
+	return time.Unix(t.Unix()+int64(whole), ns).In(t.Location())
 }

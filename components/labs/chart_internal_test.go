@@ -131,3 +131,174 @@ func TestDecimalLabel(t *testing.T) {
 		}
 	}
 }
+
+// hostileTimes are collection times at the ends of what a FHIR dateTime can
+// hold, the zero time (no time sent), and ordinary ones.
+var hostileTimes = []time.Time{
+	time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
+	time.Date(1, 6, 15, 8, 0, 0, 0, time.UTC),
+	time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC),
+	time.Date(2024, 3, 1, 8, 0, 0, 1, time.UTC),
+	time.Date(2026, 11, 2, 7, 30, 0, 0, time.FixedZone("", -5*3600)),
+	time.Date(5000, 7, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+	time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("", 14*3600)),
+	{},
+}
+
+// hostileBounds are reference range limits: open, hostile numbers, and pairs
+// with low == high and low > high.
+func hostileBounds() [][2]*float64 {
+	out := [][2]*float64{{nil, nil}, {ptr(3.5), ptr(5.1)}, {ptr(4), ptr(4)}, {ptr(5.1), ptr(3.5)},
+		{ptr(0.3), ptr(0.30000000000000004)}, {ptr(-1e308), ptr(1e308)}}
+	for _, v := range hostile {
+		out = append(out, [2]*float64{ptr(v), nil}, [2]*float64{nil, ptr(v)})
+	}
+	return out
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// hostileCharts are the charts the property tests lay out.
+func hostileCharts() map[string]Chart {
+	charts := map[string]Chart{}
+	at := func(i int) time.Time { return hostileTimes[i%len(hostileTimes)] }
+	day := time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC)
+	for i, a := range hostile {
+		for j, b := range hostile {
+			pts := []Point{{At: day, Value: a, Text: "a"}, {At: day.AddDate(0, 0, 1), Value: b, Text: "b", Flag: FlagHigh}}
+			charts["pair "+strconv.Itoa(i)+","+strconv.Itoa(j)] = Chart{Points: pts}
+		}
+		charts["equal "+strconv.Itoa(i)] = Chart{Points: []Point{{At: day, Value: a}, {At: day.AddDate(0, 0, 1), Value: a}, {At: day.AddDate(0, 0, 2), Value: a}}}
+		charts["single "+strconv.Itoa(i)] = Chart{Points: []Point{{At: day, Value: a}}}
+	}
+	for i := range hostileTimes {
+		for j := range hostileTimes {
+			charts["times "+strconv.Itoa(i)+","+strconv.Itoa(j)] = Chart{Points: []Point{{At: hostileTimes[i], Value: 1}, {At: hostileTimes[j], Value: 2}}}
+		}
+	}
+	charts["same time"] = Chart{Points: []Point{{At: day, Value: 1}, {At: day, Value: 2}, {At: day, Value: 3}}}
+	charts["years 1 to 9999"] = Chart{Points: []Point{{At: at(0), Value: 1}, {At: at(5), Value: 2}, {At: at(6), Value: 3}}}
+	for k, b := range hostileBounds() {
+		charts["bounds "+strconv.Itoa(k)] = Chart{Low: b[0], High: b[1], Points: []Point{{At: day, Value: 4.1}, {At: day.AddDate(0, 0, 1), Value: 6, Flag: FlagHigh}}}
+		charts["bounds on ulp values "+strconv.Itoa(k)] = Chart{Low: b[0], High: b[1], Points: []Point{{At: day, Value: 0.3}, {At: day.AddDate(0, 0, 1), Value: 0.30000000000000004}}}
+	}
+	var many []Point
+	for i := range 10000 {
+		many = append(many, Point{At: at(i), Value: hostile[i%len(hostile)], Flag: FlagHigh})
+	}
+	charts["10,000 hostile points"] = Chart{Points: many, Low: ptr(-1e308), High: ptr(math.MaxFloat64)}
+	return charts
+}
+
+// plotted are the points of c a chart can place: a finite value and a time.
+func plotted(c Chart) []Point {
+	var out []Point
+	for _, p := range c.Points {
+		if finite(p.Value) && !p.At.IsZero() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// coord reads a coordinate and checks it is a finite number within [0, limit].
+func coord(t *testing.T, name, what, s string, limit float64) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !finite(f) || f < 0 || f > limit {
+		t.Errorf("%s: %s = %q, want a number within 0..%v", name, what, s, limit)
+	}
+	return f
+}
+
+// secs is t in seconds since 1970, as a float: a duration between years 1
+// and 9999 does not fit time.Duration.
+func secsOf(t time.Time) float64 { return float64(t.Unix()) + float64(t.Nanosecond())/1e9 }
+
+// TestLayoutChartProperties lays out every hostile chart in both boxes: every
+// coordinate is a finite number inside the box, the points are the finite
+// values with a time, placed in the order of their values and in proportion
+// to their times (years 1 to 9999 included), and the axes have a bounded
+// number of distinct, short labels.
+func TestLayoutChartProperties(t *testing.T) {
+	for name, c := range hostileCharts() {
+		for _, box := range []chartBox{sparkBox, bigBox} {
+			var g chartGeom
+			mustFinish(t, 10*time.Second, func() { g = layoutChart(c, box) })
+			checkGeom(t, name, c, box, g)
+		}
+	}
+}
+
+func checkGeom(t *testing.T, name string, c Chart, box chartBox, g chartGeom) {
+	t.Helper()
+	for what, s := range map[string]string{"W": g.W, "PlotX": g.PlotX, "PlotW": g.PlotW, "Left": g.Left, "Right": g.Right} {
+		coord(t, name, what, s, box.w)
+	}
+	for what, s := range map[string]string{"H": g.H, "PlotY": g.PlotY, "PlotH": g.PlotH, "Baseline": g.Baseline} {
+		coord(t, name, what, s, box.h)
+	}
+	want := plotted(c)
+	if len(g.Points) != len(want) || (len(want) > 0 && strings.Count(g.Line, ",") != len(want)) {
+		t.Errorf("%s: %d points, line %q; want %d points", name, len(g.Points), g.Line, len(want))
+		return
+	}
+	xs, ys := make([]float64, len(want)), make([]float64, len(want))
+	for i, p := range g.Points {
+		xs[i] = coord(t, name, "point x", p.X, box.w)
+		ys[i] = coord(t, name, "point y", p.Y, box.h)
+		if p.P.Value != want[i].Value && !(math.IsNaN(p.P.Value) && math.IsNaN(want[i].Value)) {
+			t.Errorf("%s: point %d is %v, want %v", name, i, p.P.Value, want[i].Value)
+		}
+	}
+	t0, t1 := math.Inf(1), math.Inf(-1)
+	for _, p := range want {
+		t0, t1 = min(t0, secsOf(p.At)), max(t1, secsOf(p.At))
+	}
+	pw := box.w - box.left - box.right
+	for i := range want {
+		for j := range want {
+			if want[i].Value < want[j].Value && ys[i] < ys[j] {
+				t.Errorf("%s: %v is drawn above %v", name, want[i].Value, want[j].Value)
+			}
+		}
+		if t1 > t0 {
+			wantX := box.left + pw*(secsOf(want[i].At)-t0)/(t1-t0)
+			if math.Abs(xs[i]-wantX) > 0.1 {
+				t.Errorf("%s: point at %v drawn at x=%v, want %.1f", name, want[i].At, xs[i], wantX)
+			}
+		}
+	}
+	if g.Band != nil {
+		coord(t, name, "band x", g.Band.X, box.w)
+		coord(t, name, "band w", g.Band.W, box.w)
+		y := coord(t, name, "band y", g.Band.Y, box.h)
+		h := coord(t, name, "band h", g.Band.H, box.h)
+		if y+h > box.h {
+			t.Errorf("%s: band %v+%v leaves the box", name, y, h)
+		}
+	}
+	if len(g.YTicks) > 6 || len(g.XTicks) > 5 {
+		t.Errorf("%s: %d value ticks, %d date ticks", name, len(g.YTicks), len(g.XTicks))
+	}
+	for _, ticks := range [][]tick{g.YTicks, g.XTicks} {
+		seen := map[string]bool{}
+		for _, tk := range ticks {
+			if tk.Label == "" || len(tk.Label) > 26 || strings.ContainsAny(tk.Label, "NI") || seen[tk.Label] {
+				t.Errorf("%s: tick label %q among %v", name, tk.Label, ticks)
+			}
+			seen[tk.Label] = true
+		}
+	}
+	for _, tk := range g.YTicks {
+		coord(t, name, "value tick", tk.Pos, box.h)
+	}
+	prev := -1.0
+	for _, tk := range g.XTicks {
+		if x := coord(t, name, "date tick", tk.Pos, box.w); x <= prev {
+			t.Errorf("%s: date ticks out of order: %v", name, g.XTicks)
+		}
+		prev, _ = strconv.ParseFloat(tk.Pos, 64)
+	}
+}
