@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -218,11 +219,27 @@ func toQuantity(w *wireQuantity) *Quantity {
 		System:     w.System,
 	}
 	if q.ValueText != "" {
-		// The text is already validated as a JSON number; a value out of float
-		// range keeps its text and a zero Value.
-		q.Value, _ = strconv.ParseFloat(q.ValueText, 64)
+		q.Value, q.Unrepresentable = parseNumber(q.ValueText)
 	}
 	return q
+}
+
+// parseNumber reads a JSON number's text (already validated). A number beyond
+// float64 range, where ParseFloat gives ±Inf, or one so small that it rounds
+// to 0 while its digits are not all zero, gives 0 and unrepresentable: the
+// caller keeps the text to show as sent.
+func parseNumber(text string) (v float64, unrepresentable bool) {
+	v, err := strconv.ParseFloat(text, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, true
+	}
+	if v == 0 {
+		mant, _, _ := strings.Cut(strings.ToLower(text), "e")
+		if strings.ContainsAny(mant, "123456789") {
+			return 0, true
+		}
+	}
+	return v, false
 }
 
 func toRanges(ws []wireRange) []Range {

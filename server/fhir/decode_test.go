@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,5 +288,48 @@ func TestToOutcomes(t *testing.T) {
 				t.Errorf("toOutcomes mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDecodeNumbersBeyondFloatRange: a decimal beyond float64 range keeps its
+// text, has Value 0 and is marked Unrepresentable, in both decoders; it
+// once became ±Inf (or silently 0 when it underflowed).
+func TestDecodeNumbersBeyondFloatRange(t *testing.T) {
+	tests := []struct {
+		text  string
+		value float64
+		unrep bool
+	}{
+		{"1e400", 0, true},
+		{"-1e400", 0, true},
+		{"1.7976931348623159e308", 0, true},
+		{"1e-400", 0, true},
+		{"-2e-324", 0, true},
+		{"0." + strings.Repeat("0", 400) + "1", 0, true},
+		{"0." + strings.Repeat("0", 309) + "1", 1e-310, false},
+		{"0e400", 0, false},
+		{"-0.000e-999", 0, false},
+		{"0", 0, false},
+		{"5e-324", 5e-324, false},
+		{"1e308", 1e308, false},
+		{"-1.7976931348623157e308", -1.7976931348623157e308, false},
+		{"0.30000000000000004", 0.30000000000000004, false},
+		{"5.40", 5.4, false},
+	}
+	for _, tt := range tests {
+		body := wrapEntries(`{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"valueQuantity":{"value":` + tt.text +
+			`},"referenceRange":[{"low":{"value":` + tt.text + `},"high":{"value":` + tt.text + `}}]}`)
+		for name, decode := range map[string]func([]byte, string) (*page, error){"stream": decodeBundleStream, "reflect": decodeBundleReflect} {
+			p, err := decode(body, "p1")
+			if err != nil || len(p.observations) != 1 {
+				t.Fatalf("%s %s: %v", name, tt.text, err)
+			}
+			o := p.observations[0]
+			for _, q := range []*Quantity{&o.Value.Quantity, o.Ranges[0].Low, o.Ranges[0].High} {
+				if q.ValueText != tt.text || q.Value != tt.value || q.Unrepresentable != tt.unrep {
+					t.Errorf("%s %s: got %q, %v, unrepresentable %v; want %v, %v", name, tt.text, q.ValueText, q.Value, q.Unrepresentable, tt.value, tt.unrep)
+				}
+			}
+		}
 	}
 }

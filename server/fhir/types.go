@@ -33,6 +33,10 @@ type Quantity struct {
 	// ValueText is empty when the quantity has no value.
 	Value     float64
 	ValueText string
+	// Unrepresentable is true when ValueText is a number that no float64
+	// holds: beyond its range (1e400) or so small that it would round to 0
+	// (1e-400). Value is then 0: show ValueText as sent, never compute with it.
+	Unrepresentable bool
 	// Comparator is "<", "<=", ">=", ">" or empty.
 	Comparator string
 	Unit       string
