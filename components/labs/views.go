@@ -148,6 +148,9 @@ type Chart struct {
 	Low, High *float64
 	// Unit labels the value axis.
 	Unit string
+	// Unplotted counts the results left off the chart: numbers beyond float
+	// range (shown as sent) and results without a collection time.
+	Unplotted int
 }
 
 // Point is one numeric result on a chart.

@@ -219,16 +219,17 @@ func toQuantity(w *wireQuantity) *Quantity {
 		System:     w.System,
 	}
 	if q.ValueText != "" {
-		q.Value, q.Unrepresentable = parseNumber(q.ValueText)
+		q.Value, q.Unrepresentable = ParseDecimal(q.ValueText)
 	}
 	return q
 }
 
-// parseNumber reads a JSON number's text (already validated). A number beyond
-// float64 range, where ParseFloat gives ±Inf, or one so small that it rounds
-// to 0 while its digits are not all zero, gives 0 and unrepresentable: the
-// caller keeps the text to show as sent.
-func parseNumber(text string) (v float64, unrepresentable bool) {
+// ParseDecimal reads a FHIR decimal (a JSON number's text) as the decoders
+// do. A number beyond float64 range, where ParseFloat gives ±Inf, one so
+// small that it rounds to 0 while its digits are not all zero, or text that
+// is not a number gives 0 and unrepresentable: the caller keeps the text to
+// show as sent.
+func ParseDecimal(text string) (v float64, unrepresentable bool) {
 	v, err := strconv.ParseFloat(text, 64)
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, true

@@ -4,6 +4,7 @@ package labsview
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,15 +173,21 @@ func valueText(v fhir.Value) (value, unit string) {
 	}
 }
 
-// numberText is the number as sent, or formatted when no text was kept.
+// numberText is the number as sent, or formatted when no text was kept: plain
+// digits from 1e-6 up to 1e15, scientific notation beyond, never NaN or Inf.
 func numberText(q *fhir.Quantity) string {
 	if q.ValueText != "" {
 		return q.ValueText
 	}
-	if q.Value != 0 {
-		return strconv.FormatFloat(q.Value, 'f', -1, 64)
+	v := q.Value
+	switch a := math.Abs(v); {
+	case v == 0 || math.IsNaN(v) || math.IsInf(v, 0):
+		return ""
+	case a < 1e-6 || a >= 1e15:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	return ""
 }
 
 // absentWords is the data-absent reason in words.

@@ -24,10 +24,15 @@ type Result struct {
 	At time.Time
 	// Key groups results of one analyte: the LOINC code, else a hash of the name.
 	Key string
-	// Num is the value as a number when HasNum (a quantity sent without comparator).
+	// Num is the value as a number when HasNum: a quantity sent without
+	// comparator whose number a float64 holds (never ±Inf or NaN).
 	Num    float64
 	HasNum bool
-	// Low and High bound the first reference range numerically, nil when open.
+	// Unplotted is true for a plain number a chart cannot place: beyond
+	// float64 range (e.g. 1e400, shown as sent) or without a collection time.
+	Unplotted bool
+	// Low and High bound the first reference range numerically, nil when
+	// open or when the limit is not a number a float64 holds.
 	Low, High *float64
 	// Members are the ids of the results this one groups (hasMember); when it
 	// has members and no value of its own it is a panel, not an analyte.
@@ -84,17 +89,17 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 	if !r.At.IsZero() && !o.EffectiveDateOnly {
 		r.At = r.At.In(loc)
 	}
-	if o.Absent == nil && o.Value.Kind == fhir.ValueQuantity && o.Value.Quantity.ValueText != "" && o.Value.Quantity.Comparator == "" {
-		r.Num, r.HasNum = o.Value.Quantity.Value, true
+	if q := &o.Value.Quantity; o.Absent == nil && o.Value.Kind == fhir.ValueQuantity && q.ValueText != "" && q.Comparator == "" {
+		// A number no float64 holds is shown as sent, never computed with.
+		r.Num, r.HasNum = number(q)
+		r.Unplotted = !r.HasNum || r.At.IsZero()
 	}
 	if len(o.Ranges) > 0 {
 		rg := o.Ranges[0]
-		if rg.Low != nil && rg.Low.ValueText != "" {
-			v := rg.Low.Value
+		if v, ok := number(rg.Low); ok {
 			r.Low = &v
 		}
-		if rg.High != nil && rg.High.ValueText != "" {
-			v := rg.High.Value
+		if v, ok := number(rg.High); ok {
 			r.High = &v
 		}
 	}
@@ -103,6 +108,15 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
 	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 200
 	return r
+}
+
+// number is q's value when q has one that a float64 holds: not absent, not
+// beyond float range, never ±Inf or NaN.
+func number(q *fhir.Quantity) (float64, bool) {
+	if q == nil || q.ValueText == "" || q.Unrepresentable || math.IsInf(q.Value, 0) || math.IsNaN(q.Value) {
+		return 0, false
+	}
+	return q.Value, true
 }
 
 // refIDs keeps the ids of Observation references ("Observation/123" -> "123").
@@ -321,11 +335,12 @@ func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
 	}
 
 	type acc struct {
-		line    labs.AnalyteLine
-		latest  *Result
-		prev    *Result
-		at      time.Time
-		numeric []*Result
+		line      labs.AnalyteLine
+		latest    *Result
+		prev      *Result
+		at        time.Time
+		numeric   []*Result
+		unplotted int
 	}
 	var order []string
 	groups := map[string]*acc{}
@@ -347,7 +362,10 @@ func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
 			a.prev = r
 		}
 		a.line.Count++
-		if r.HasNum && len(a.numeric) < SparkPoints {
+		switch {
+		case r.Unplotted:
+			a.unplotted++
+		case r.HasNum && len(a.numeric) < SparkPoints:
 			a.numeric = append(a.numeric, r)
 		}
 	}
@@ -366,6 +384,7 @@ func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
 			a.line.Delta, a.line.Dir = delta(a.latest, a.prev)
 		}
 		a.line.Spark = chartOf(a.numeric, a.latest)
+		a.line.Spark.Unplotted = a.unplotted
 		if critical(&a.latest.Row) {
 			s.Pinned = append(s.Pinned, a.line)
 			continue
@@ -398,7 +417,8 @@ func sortLines(lines []labs.AnalyteLine, sort string) []labs.AnalyteLine {
 	return lines
 }
 
-// chartOf is the chart of numeric results given newest first; the band is the latest result's range.
+// chartOf is the chart of numeric results given newest first (each HasNum
+// and not Unplotted); the band is the latest result's range.
 func chartOf(newestFirst []*Result, latest *Result) labs.Chart {
 	c := labs.Chart{Unit: latest.Row.Unit}
 	for i := len(newestFirst) - 1; i >= 0; i-- {
@@ -418,17 +438,30 @@ func chartOf(newestFirst []*Result, latest *Result) labs.Chart {
 // pointFlag is the flag a chart point shows.
 func pointFlag(r *labs.Row) labs.Flag { return r.Flag }
 
+// maxDeltaDecimals is the most decimal places a change is written with; a
+// finer change, or one of 1e15 or more, is written with six significant
+// digits in scientific notation ("5.55112e-17").
+const maxDeltaDecimals = 9
+
 // delta is latest minus previous as text with the decimals sent, and its direction.
-// It is empty when either value is not a plain number or their units differ.
+// It is empty when either value is not a plain number a float64 holds, their
+// units differ, or the difference overflows (-1e308 to 1e308).
 func delta(latest, prev *Result) (string, labs.Direction) {
 	if !latest.HasNum || !prev.HasNum || latest.Row.Unit != prev.Row.Unit {
 		return "", labs.DirNone
 	}
-	dec := max(decimals(latest.Row.Value), decimals(prev.Row.Value))
 	d := latest.Num - prev.Num
-	scale := math.Pow(10, float64(dec))
-	d = math.Round(d*scale) / scale
-	text := strconv.FormatFloat(math.Abs(d), 'f', dec, 64)
+	if math.IsInf(d, 0) || math.IsNaN(d) {
+		return "", labs.DirNone
+	}
+	var text string
+	if dec := max(decimals(latest.Row.Value), decimals(prev.Row.Value)); dec <= maxDeltaDecimals && math.Abs(d) < 1e15 {
+		scale := math.Pow10(dec)
+		d = math.Round(d*scale) / scale
+		text = strconv.FormatFloat(math.Abs(d), 'f', dec, 64)
+	} else {
+		text = strconv.FormatFloat(math.Abs(d), 'g', 6, 64)
+	}
 	switch {
 	case d > 0:
 		return "+" + text, labs.DirUp
@@ -439,12 +472,26 @@ func delta(latest, prev *Result) (string, labs.Direction) {
 	}
 }
 
-// decimals counts the digits after the decimal point of a number as sent.
+// decimals counts the decimal places a number as sent shows: "5.40" 2, "12"
+// 0, "1.5e-3" 4, "1.2E+3" 0; at most 10,000.
 func decimals(s string) int {
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		return len(s) - i - 1
+	mant, exp, _ := strings.Cut(strings.ToLower(s), "e")
+	d := 0
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		d = len(mant) - i - 1
 	}
-	return 0
+	if exp != "" {
+		x, err := strconv.Atoi(exp)
+		if err != nil {
+			// Beyond int range: only the sign matters.
+			x = 10000
+			if strings.HasPrefix(exp, "-") {
+				x = -10000
+			}
+		}
+		d -= min(max(x, -10000), 10000)
+	}
+	return min(max(d, 0), 10000)
 }
 
 // AnalyteOf builds the drill-down of the analyte key from rs (newest first),
@@ -464,14 +511,19 @@ func AnalyteOf(rs []Result, key, base string, from labs.Mode, f labs.Filter) *la
 		BackURL: labs.PageURL(base, from, f),
 	}
 	var numeric []*Result
+	unplotted := 0
 	for _, r := range hist {
 		a.Rows = append(a.Rows, r.Row)
-		if r.HasNum {
+		switch {
+		case r.Unplotted:
+			unplotted++
+		case r.HasNum:
 			numeric = append(numeric, r)
 		}
 	}
 	if len(numeric) > 0 {
 		a.Chart = chartOf(numeric, numeric[0])
 	}
+	a.Chart.Unplotted = unplotted
 	return a
 }
