@@ -302,3 +302,18 @@ func checkGeom(t *testing.T, name string, c Chart, box chartBox, g chartGeom) {
 		prev, _ = strconv.ParseFloat(tk.Pos, 64)
 	}
 }
+
+// TestThousands: every int gets its separators; the smallest once recursed
+// forever (its negation is itself).
+func TestThousands(t *testing.T) {
+	for n, want := range map[int]string{
+		0: "0", 999: "999", 1000: "1,000", -1000: "-1,000", 5000000: "5,000,000",
+		math.MaxInt64: "9,223,372,036,854,775,807", math.MinInt64: "-9,223,372,036,854,775,808",
+	} {
+		var got string
+		mustFinish(t, 5*time.Second, func() { got = thousands(n) })
+		if got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

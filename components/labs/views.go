@@ -180,13 +180,15 @@ func rowFlagged(r Row) bool {
 // thousands formats n with comma thousands separators: 5000 -> "5,000".
 func thousands(n int) string {
 	s := strconv.Itoa(n)
+	sign := ""
 	if n < 0 {
-		return "-" + thousands(-n)
+		// Not -n: the smallest int is its own negation.
+		sign, s = "-", s[1:]
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
 	}
-	return s
+	return sign + s
 }
 
 // PageURL is the URL of the labs page of base (the launch's "/l/<id>") in mode
