@@ -317,3 +317,65 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeTicksProperties: for every pair of hostile times, the date axis has
+// one to five distinct labels, left to right, each no longer than a date.
+func TestTimeTicksProperties(t *testing.T) {
+	for _, a := range hostileTimes {
+		for _, b := range hostileTimes {
+			if b.Before(a) {
+				continue
+			}
+			span := seconds(b) - seconds(a)
+			x := func(tm time.Time) float64 {
+				if span <= 0 {
+					return 320
+				}
+				return 56 + 568*fraction(seconds(tm)-seconds(a), 0, span)
+			}
+			ticks := timeTicks(a, b, x)
+			if len(ticks) < 1 || len(ticks) > 5 {
+				t.Errorf("%v..%v: %d ticks", a, b, len(ticks))
+			}
+			prev, seen := -1.0, map[string]bool{}
+			for _, tk := range ticks {
+				pos, err := strconv.ParseFloat(tk.Pos, 64)
+				if err != nil || pos <= prev || pos < 56 || pos > 624 || seen[tk.Label] || len(tk.Label) > len("10000-01-01") {
+					t.Errorf("%v..%v: ticks %v", a, b, ticks)
+					break
+				}
+				prev, seen[tk.Label] = pos, true
+			}
+		}
+	}
+}
+
+// TestFractionProperties: where a value lies between two bounds is a number
+// from 0 to 1 that grows with the value, for every triple of hostile finite
+// numbers, even when their differences overflow.
+func TestFractionProperties(t *testing.T) {
+	var finites []float64
+	for _, v := range hostile {
+		if finite(v) {
+			finites = append(finites, v)
+		}
+	}
+	for _, lo := range finites {
+		for _, hi := range finites {
+			if !(lo < hi) {
+				continue
+			}
+			for _, v := range finites {
+				f := fraction(v, lo, hi)
+				if !(f >= 0 && f <= 1) {
+					t.Errorf("fraction(%v, %v, %v) = %v", v, lo, hi, f)
+				}
+				for _, w := range finites {
+					if v < w && fraction(w, lo, hi) < f {
+						t.Errorf("fraction(%v) > fraction(%v) between %v and %v", v, w, lo, hi)
+					}
+				}
+			}
+		}
+	}
+}

@@ -319,3 +319,38 @@ func TestViewsWorkIsLinear(t *testing.T) {
 		t.Errorf("10,000 results allocate %d bytes, 1,000 allocate %d: more than linear", large, small)
 	}
 }
+
+// TestHostileDatesRows: the list keeps results newest first from year 9999
+// down to year 1, timeless ones last, and shows each time in the zone asked
+// for, even past year 9999 there.
+func TestHostileDatesRows(t *testing.T) {
+	kiritimati := time.FixedZone("+14", 14*3600)
+	obs := hostileObservations(len(hostileTexts) * len(hostileDates))
+	rows := Rows(obs, kiritimati)
+	byID := map[string]fhir.Observation{}
+	for _, o := range obs {
+		byID[o.ID] = o
+	}
+	for i := 1; i < len(rows); i++ {
+		a, b := byID[rows[i-1].ID].Effective, byID[rows[i].ID].Effective
+		if (a.IsZero() && !b.IsZero()) || (!b.IsZero() && a.Before(b)) {
+			t.Fatalf("row %d at %v comes before row %d at %v", i-1, a, i, b)
+		}
+	}
+	for _, c := range []struct {
+		at       time.Time
+		dateOnly bool
+		want     string
+	}{
+		{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), false, "10000-01-01 13:59"},
+		{time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC), false, "0001-01-01 14:00"},
+		{time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), true, "0001-01-02"},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), true, "9999-12-31"},
+		{time.Time{}, false, ""},
+	} {
+		o := fhir.Observation{Effective: c.at, EffectiveDateOnly: c.dateOnly}
+		if got, _ := collected(&o, kiritimati); got != c.want {
+			t.Errorf("collected(%v) = %q, want %q", c.at, got, c.want)
+		}
+	}
+}
