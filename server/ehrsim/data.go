@@ -40,6 +40,7 @@ type patientSpec struct {
 	seed                                      uint64
 	outcome                                   string // Epic outcome code on page 1 besides 4101.
 	xss                                       bool   // one lab name carries a script tag.
+	edge                                      bool   // the edge-case numbers and dates of edgeTests.
 }
 
 func (p *patientSpec) info() PatientInfo {
@@ -66,6 +67,9 @@ var patientSpecs = []patientSpec{
 	{id: "eRd5aNa1Mx0QpW9sT3yLk2w3", family: "Reyes", given: "Dana", gender: "female", birthDate: "2001-05-30",
 		encounter: "eV3mK8pQ1sT6wY0zL4nR7cw3", dstu2ID: "TbN6rT1yK8mQ3sW0pL5xZdAB",
 		results: 260, years: 6, seed: 55},
+	{id: "eEdg3NumB3rsXq7Lp0Zt9Vw3", family: "Edge", given: "Numbers", gender: "other", birthDate: "1980-02-29",
+		mrn: "203717", encounter: "eEdg3Enc0unTr1Qm4Ks8Yaw3", dstu2ID: "TEdg3Du2Mx7Qp1Lz9Wc4NbAB",
+		results: edgeResultCount, years: 1, seed: 66, edge: true},
 }
 
 // rangeKind says how an analyte's reference range is expressed.
@@ -446,6 +450,9 @@ func observationID(patientID string, seq int) string {
 
 // generate builds the patient's observations deterministically, newest first.
 func generate(p *patientSpec) []observation {
+	if p.edge {
+		return generateEdge(p)
+	}
 	if p.results == 0 {
 		return []observation{}
 	}
