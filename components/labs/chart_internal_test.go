@@ -1,7 +1,9 @@
 package labs
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -257,12 +259,19 @@ func checkGeom(t *testing.T, name string, c Chart, box chartBox, g chartGeom) {
 		t0, t1 = min(t0, secsOf(p.At)), max(t1, secsOf(p.At))
 	}
 	pw := box.w - box.left - box.right
-	for i := range want {
-		for j := range want {
-			if want[i].Value < want[j].Value && ys[i] < ys[j] {
-				t.Errorf("%s: %v is drawn above %v", name, want[i].Value, want[j].Value)
-			}
+	// Higher values are drawn higher (smaller y), or level: checked in value order.
+	order := make([]int, len(want))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(want[a].Value, want[b].Value) })
+	for k := 1; k < len(order); k++ {
+		i, j := order[k-1], order[k]
+		if want[i].Value < want[j].Value && ys[i] < ys[j] {
+			t.Errorf("%s: %v is drawn above %v", name, want[i].Value, want[j].Value)
 		}
+	}
+	for i := range want {
 		if t1 > t0 {
 			wantX := box.left + pw*(secsOf(want[i].At)-t0)/(t1-t0)
 			if math.Abs(xs[i]-wantX) > 0.1 {

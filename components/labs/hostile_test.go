@@ -97,7 +97,7 @@ func TestHostileChartsRender(t *testing.T) {
 		p    labs.Props
 	}{
 		{"summary", hostileProps(labs.ModeSummary, 0)},
-		{"drill-down", hostileProps(labs.ModeAnalyte, 2000)},
+		{"drill-down", hostileProps(labs.ModeAnalyte, 1000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := htmlcheck.MustParse(t, string(render(t, tc.p)))
