@@ -45,6 +45,7 @@ fuzz: ## Short fuzz of the parsers that take outside input (FUZZTIME=15s each).
 	$(GO) test ./server/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server/fhir -run '^$$' -fuzz '^FuzzDecodeBundle$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzLaunchParams$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server/labsview -run '^$$' -fuzz '^FuzzRenderLabs$$' -fuzztime $(FUZZTIME)
 
 .PHONY: fuzz-long
 fuzz-long: ## Long fuzzing (10 minutes per target).
