@@ -99,7 +99,7 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 		// page, like Refresh, is the user asking to try again.
 		refresh = true
 	}
-	e, err := s.labsCache.Start(backgroundContext(c), l.ID, refresh, s.fetchLabs(l, requestID(c)))
+	e, err := s.labsCache.Start(backgroundContext(c), l.ID, cacheOwner(l.Browser), refresh, s.fetchLabs(l, requestID(c)))
 	if err != nil {
 		return busyError(err)
 	}

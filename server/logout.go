@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -8,6 +10,16 @@ import (
 	"smartlabs/components/errorpage"
 	"smartlabs/server/session"
 )
+
+// cacheOwner is the result cache's owner key of a browser: a hash, so the
+// cache holds no browser id, and "" for none (it owns nothing).
+func cacheOwner(browser string) string {
+	if browser == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("labscache-owner\x00" + browser))
+	return hex.EncodeToString(sum[:16])
+}
 
 // signedOutPath shows the signed-out page; HTMX logouts are sent there.
 const signedOutPath = "/signed-out"
@@ -26,8 +38,11 @@ func (s *Server) handleLogout(c echo.Context) error {
 	if err := s.sessions.DeleteLaunch(ctx, id); err != nil {
 		return err
 	}
-	// The launch's results (PHI) leave the server's memory now, not at the cache's idle expiry.
+	// The results (PHI) of this launch and of every other launch of this
+	// browser leave the server's memory now, not at the cache's idle expiry:
+	// destroying the session makes all of the browser's launches unreadable.
 	s.labsCache.Forget(id)
+	s.labsCache.ForgetOwner(cacheOwner(s.sessions.BrowserID(ctx)))
 	if err := s.sessions.Logout(ctx); err != nil {
 		return err
 	}

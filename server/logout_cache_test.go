@@ -51,3 +51,43 @@ func TestLogoutForgetsCachedResults(t *testing.T) {
 		t.Error("the logged-out launch's results are still cached")
 	}
 }
+
+// TestLogoutForgetsEveryLaunchOfTheBrowser: signing out in one tab drops the
+// cached results of every launch of that browser (another patient in another
+// tab included, since destroying the session makes all of them unreadable),
+// and none of another browser's.
+func TestLogoutForgetsEveryLaunchOfTheBrowser(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	srv := h.Handler.(*server.Server)
+	alice, bob := newBrowser(t), newBrowser(t)
+	lin, _ := mustLaunch(t, h, alice, h.Patient("Lin"))
+	okafor, _ := mustLaunch(t, h, alice, h.Patient("Okafor"))
+	other, _ := mustLaunch(t, h, bob, h.Patient("Lin"))
+	idOf := func(r *http.Response) string { return strings.TrimPrefix(r.Request.URL.Path, "/l/") }
+	for _, r := range []*http.Response{lin, okafor, other} {
+		if !server.CachedLaunch(srv, idOf(r)) {
+			t.Fatalf("launch %s was viewed but has no cached results", r.Request.URL.Path)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, lin.Request.URL.String()+"/logout", nil)
+	req.Header.Set(csrfHeader, csrfValue)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	r, err := alice.noRedirect().c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("logout: %d, want 200", r.StatusCode)
+	}
+	if server.CachedLaunch(srv, idOf(lin)) || server.CachedLaunch(srv, idOf(okafor)) {
+		t.Error("a launch of the signed-out browser still has cached results")
+	}
+	if !server.CachedLaunch(srv, idOf(other)) {
+		t.Error("another browser's launch lost its cached results")
+	}
+	if st, _, _ := bob.noRedirect().get(other.Request.URL.String()); st.StatusCode != http.StatusOK {
+		t.Errorf("another browser's launch answers %d after the sign-out", st.StatusCode)
+	}
+}

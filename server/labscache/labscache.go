@@ -99,7 +99,10 @@ var ErrBusy = errors.New("labscache: the fetches in flight use up the cache")
 // Complete entries, least recently used first, make room for a new fetch;
 // when the fetches in flight alone use up the bounds, Start starts nothing
 // and returns ErrBusy (a Refresh then keeps the results it would replace).
-func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) (*Entry, error) {
+//
+// owner names who may see the results (a hash of the browser's id), so
+// ForgetOwner can drop every launch of a browser that signs out.
+func (c *Cache) Start(ctx context.Context, id, owner string, force bool, fetch Fetch) (*Entry, error) {
 	c.mu.Lock()
 	c.sweepLocked()
 	old := c.entries[id]
@@ -118,7 +121,7 @@ func (c *Cache) Start(ctx context.Context, id string, force bool, fetch Fetch) (
 		c.removeLocked(id, old)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &Entry{cache: c, id: id, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1}
+	e := &Entry{cache: c, id: id, owner: owner, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1}
 	c.entries[id] = e
 	c.mu.Unlock()
 	go c.run(ctx, cancel, e, fetch)
@@ -173,6 +176,22 @@ func (c *Cache) Forget(id string) {
 	defer c.mu.Unlock()
 	if e := c.entries[id]; e != nil {
 		c.removeLocked(id, e)
+	}
+}
+
+// ForgetOwner drops the results of every launch of owner and stops their
+// fetches, e.g. when that browser signs out: its launch records become
+// unreadable at once, and so must their results in memory.
+func (c *Cache) ForgetOwner(owner string) {
+	if owner == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, e := range c.entries {
+		if e.owner == owner {
+			c.removeLocked(id, e)
+		}
 	}
 }
 
@@ -286,6 +305,7 @@ type Final struct {
 type Entry struct {
 	cache  *Cache
 	id     string
+	owner  string
 	cancel context.CancelFunc
 
 	mu      sync.Mutex

@@ -51,7 +51,7 @@ func fill(pages ...[]labsview.Result) labscache.Fetch {
 
 func mustStart(t *testing.T, c *labscache.Cache, ctx context.Context, id string, force bool, fetch labscache.Fetch) *labscache.Entry {
 	t.Helper()
-	e, err := c.Start(ctx, id, force, fetch)
+	e, err := c.Start(ctx, id, "", force, fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestOneFetchPerLaunch(t *testing.T) {
 			defer wg.Done()
 			// A Refresh (force) while the fetch runs joins it too.
 			var err error
-			if entries[i], err = c.Start(context.Background(), "L1", i%2 == 0, fetch); err != nil {
+			if entries[i], err = c.Start(context.Background(), "L1", "", i%2 == 0, fetch); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -332,7 +332,7 @@ func cancelled(ctx context.Context) bool {
 func TestFetchingEntryOverBudgetStays(t *testing.T) {
 	c := labscache.New(labscache.Options{MaxBytes: 1000})
 	b := newBlocked(12, 100) // 1200 bytes: over the budget on its own
-	e, err := c.Start(context.Background(), "A", false, b.fetch)
+	e, err := c.Start(context.Background(), "A", "", false, b.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestFetchingEntryOverBudgetStays(t *testing.T) {
 	if c.Get("A") != e {
 		t.Fatal("an entry still fetching was dropped when it passed the byte budget")
 	}
-	if again, err := c.Start(context.Background(), "A", false, b.fetch); err != nil || again != e {
+	if again, err := c.Start(context.Background(), "A", "", false, b.fetch); err != nil || again != e {
 		t.Fatalf("a poll got entry %v, err %v; want the fetching entry", again == e, err)
 	}
 	if n := b.runs.Load(); n != 1 {
@@ -360,7 +360,7 @@ func TestSweepSkipsFetchingEntries(t *testing.T) {
 	clk := &clock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 	c := labscache.New(labscache.Options{TTL: 10 * time.Minute, Now: clk.now})
 	b := newBlocked(1, 10)
-	e, err := c.Start(context.Background(), "A", false, b.fetch)
+	e, err := c.Start(context.Background(), "A", "", false, b.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,13 +384,13 @@ func TestSweepSkipsFetchingEntries(t *testing.T) {
 func TestBusyWhenFetchesFillBudget(t *testing.T) {
 	c := labscache.New(labscache.Options{MaxBytes: 1000})
 	// A complete entry never blocks a new fetch: it is evicted to make room.
-	old, err := c.Start(context.Background(), "old", false, fill(results(5, 100, time.Now())))
+	old, err := c.Start(context.Background(), "old", "", false, fill(results(5, 100, time.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustDone(t, old)
 	a := newBlocked(11, 100)
-	ea, err := c.Start(context.Background(), "A", false, a.fetch)
+	ea, err := c.Start(context.Background(), "A", "", false, a.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,21 +399,60 @@ func TestBusyWhenFetchesFillBudget(t *testing.T) {
 		t.Error("the complete entry was kept while a fetch needed its room")
 	}
 	b := newBlocked(1, 10)
-	if e, err := c.Start(context.Background(), "B", false, b.fetch); !errors.Is(err, labscache.ErrBusy) || e != nil {
+	if e, err := c.Start(context.Background(), "B", "", false, b.fetch); !errors.Is(err, labscache.ErrBusy) || e != nil {
 		t.Fatalf("Start while fetches fill the budget: entry %v, err %v; want ErrBusy", e != nil, err)
 	}
 	if b.runs.Load() != 0 {
 		t.Fatal("a refused fetch ran")
 	}
-	if e, err := c.Start(context.Background(), "A", false, a.fetch); err != nil || e != ea {
+	if e, err := c.Start(context.Background(), "A", "", false, a.fetch); err != nil || e != ea {
 		t.Fatalf("the launch in flight was refused: %v", err)
 	}
 	close(a.release)
 	mustDone(t, ea)
-	eb, err := c.Start(context.Background(), "B", false, b.fetch)
+	eb, err := c.Start(context.Background(), "B", "", false, b.fetch)
 	if err != nil {
 		t.Fatalf("Start after the fetches ended: %v", err)
 	}
 	close(b.release)
 	mustDone(t, eb)
+}
+
+// TestForgetOwner drops every entry of one owner, fetching or complete, and
+// cancels its fetches; other owners' entries stay.
+func TestForgetOwner(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	done := func(ctx context.Context, e *labscache.Entry) { e.Finish(labscache.Final{}) }
+	cancelled := make(chan struct{})
+	running := func(ctx context.Context, e *labscache.Entry) {
+		<-ctx.Done()
+		close(cancelled)
+		e.Finish(labscache.Final{Err: ctx.Err()})
+	}
+	a1, _ := c.Start(context.Background(), "a1", "alice", false, done)
+	if err := a1.WaitDone(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(context.Background(), "a2", "alice", false, running); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(context.Background(), "b1", "bob", false, done); err != nil {
+		t.Fatal(err)
+	}
+	c.ForgetOwner("")
+	if n, _ := c.Stats(); n != 3 {
+		t.Fatalf("ForgetOwner(\"\") left %d entries, want 3", n)
+	}
+	c.ForgetOwner("alice")
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fetch of a forgotten entry was not cancelled")
+	}
+	if c.Get("a1") != nil || c.Get("a2") != nil {
+		t.Error("an entry of the forgotten owner is still cached")
+	}
+	if c.Get("b1") == nil {
+		t.Error("another owner's entry was dropped")
+	}
 }

@@ -97,7 +97,7 @@ func TestEntryBoundNeverEvictsAFetch(t *testing.T) {
 		e.AddPage([]labsview.Result{{}}, 1, 1, false)
 		e.Finish(Final{})
 	})
-	if _, err := c.Start(context.Background(), "L2", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) }); !errors.Is(err, ErrBusy) {
+	if _, err := c.Start(context.Background(), "L2", "", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) }); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a second launch while the only slot is fetching: err %v, want ErrBusy", err)
 	}
 	close(release)
@@ -115,7 +115,7 @@ func TestEntryBoundNeverEvictsAFetch(t *testing.T) {
 
 func mustStart(t *testing.T, c *Cache, ctx context.Context, id string, force bool, fetch Fetch) *Entry {
 	t.Helper()
-	e, err := c.Start(ctx, id, force, fetch)
+	e, err := c.Start(ctx, id, "", force, fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
