@@ -225,7 +225,6 @@ func (h *Env) newServer(cfg *config.Config, store scs.Store, kv session.KV) *ser
 		Logger:     zerolog.New(h.Logs),
 		Audit:      server.NewAudit(zerolog.New(h.Audit)),
 		Sessions:   sessions,
-		SMART:      smart.NewClient(smart.Options{HTTPClient: hc, Now: h.now}),
 		HTTPClient: hc,
 		Keys:       h.keys,
 		Version:    "test",
@@ -233,6 +232,11 @@ func (h *Env) newServer(cfg *config.Config, store scs.Store, kv session.KV) *ser
 	}
 	if h.deps != nil {
 		h.deps(&d)
+	}
+	if d.SMART == nil {
+		// Built after Deps, from the client it left: the SMART client copies
+		// its HTTP client, so a transport swapped in by Deps must be in place first.
+		d.SMART = smart.NewClient(smart.Options{HTTPClient: d.HTTPClient, Now: h.now})
 	}
 	srv = server.New(d)
 	return srv
