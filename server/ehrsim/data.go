@@ -25,9 +25,18 @@ const (
 	systemEpicOutcome    = "urn:oid:1.2.840.114350.1.13.0.1.7.2.657369"
 )
 
-// dataAnchor is the fixed end of every patient's history, so the data is the
-// same on every run and every day.
-var dataAnchor = time.Date(2026, time.November, 2, 0, 0, 0, 0, time.UTC)
+// newestDrawAge is how many days before the clock's day each patient's
+// newest draw is: the period filters always find recent results, and no
+// result is issued after the clock's time.
+const newestDrawAge = 2
+
+// anchorDay is the lab's calendar day at now, at midnight in labZone. Each
+// patient's history ends relative to it, so the data follows the clock yet
+// is the same for every clock reading on one day.
+func anchorDay(now time.Time) time.Time {
+	t := now.In(labZone)
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, labZone)
+}
 
 // labZone is the offset of the simulated lab's clock.
 var labZone = time.FixedZone("", -5*60*60)
@@ -287,11 +296,17 @@ type dataset struct {
 	byID     map[string]*patientSpec
 
 	mu    sync.Mutex
-	cache map[string][]observation
+	cache map[string]history
+}
+
+// history is one patient's observations as generated for one anchor day.
+type history struct {
+	day time.Time
+	obs []observation
 }
 
 func newDataset() *dataset {
-	d := &dataset{byID: map[string]*patientSpec{}, cache: map[string][]observation{}}
+	d := &dataset{byID: map[string]*patientSpec{}, cache: map[string]history{}}
 	for i := range patientSpecs {
 		p := patientSpecs[i]
 		d.patients = append(d.patients, &p)
@@ -302,20 +317,23 @@ func newDataset() *dataset {
 
 func (d *dataset) patient(id string) *patientSpec { return d.byID[id] }
 
-// observations returns the patient's lab observations, newest first. The
-// slice is shared: callers must copy an element before changing it.
-func (d *dataset) observations(id string) []observation {
+// observations returns the patient's lab observations as of the clock time
+// at, newest first. The slice is shared: callers must copy an element before
+// changing it. Only the latest day's history is kept, so a long demo run
+// moves its data along with the calendar.
+func (d *dataset) observations(id string, at time.Time) []observation {
+	day := anchorDay(at)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if obs, ok := d.cache[id]; ok {
-		return obs
+	if h, ok := d.cache[id]; ok && h.day.Equal(day) {
+		return h.obs
 	}
 	p := d.byID[id]
 	if p == nil {
 		return nil
 	}
-	obs := generate(p)
-	d.cache[id] = obs
+	obs := generate(p, day)
+	d.cache[id] = history{day: day, obs: obs}
 	return obs
 }
 
@@ -448,8 +466,9 @@ func observationID(patientID string, seq int) string {
 	return "e" + base64.RawURLEncoding.EncodeToString(sum[:21]) + "3"
 }
 
-// generate builds the patient's observations deterministically, newest first.
-func generate(p *patientSpec) []observation {
+// generate builds the patient's observations deterministically for the
+// anchor day, newest first. The edge-case patient's dates are absolute.
+func generate(p *patientSpec, anchor time.Time) []observation {
 	if p.edge {
 		return generateEdge(p)
 	}
@@ -487,7 +506,7 @@ func generate(p *patientSpec) []observation {
 	}
 
 	span := time.Duration(p.years) * 365 * 24 * time.Hour
-	start := dataAnchor.Add(-span)
+	start := anchor.Add(-span)
 	gap := span / time.Duration(len(draws))
 	w := &walker{r: r, value: map[int]float64{}}
 	obs := make([]observation, 0, p.results)
@@ -519,6 +538,7 @@ func generate(p *patientSpec) []observation {
 			seq++
 		}
 	}
+	endHistory(obs, anchor.AddDate(0, 0, -newestDrawAge))
 	applyStatuses(obs, r)
 
 	// Newest first, as Epic returns search results; ties keep generation order reversed.
@@ -538,6 +558,23 @@ func generate(p *patientSpec) []observation {
 		}
 	}
 	return obs
+}
+
+// endHistory moves every date of obs (oldest first) by whole days, so the
+// newest draw falls on the lab day of end; times of day stay as generated.
+func endHistory(obs []observation, end time.Time) {
+	newest, _ := time.Parse(time.RFC3339, obs[len(obs)-1].EffectiveDateTime)
+	days := int(end.Sub(anchorDay(newest)).Round(time.Hour) / (24 * time.Hour))
+	for i := range obs {
+		obs[i].EffectiveDateTime = addDays(obs[i].EffectiveDateTime, days)
+		obs[i].Issued = addDays(obs[i].Issued, days)
+	}
+}
+
+// addDays moves an RFC 3339 time written by generate by whole days, keeping its offset.
+func addDays(s string, days int) string {
+	t, _ := time.Parse(time.RFC3339, s)
+	return t.AddDate(0, 0, days).Format(time.RFC3339)
 }
 
 // fillValue sets the value, interpretation and range of one result.

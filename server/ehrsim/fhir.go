@@ -219,7 +219,8 @@ func (s *Sim) renderPage(w http.ResponseWriter, searchID string, sr *search, pag
 	}
 	var all []observation
 	if sr.category {
-		all = s.data.observations(sr.patient)
+		// Every page of one search shows the data as of the search's start.
+		all = s.data.observations(sr.patient, sr.created)
 	}
 	iss := s.ISS()
 	startAt := min((page-1)*sr.pageSize, len(all))

@@ -409,9 +409,10 @@ type PatientInfo struct {
 // Patients lists the synthetic patients in launchpad order.
 func (s *Sim) Patients() []PatientInfo {
 	out := make([]PatientInfo, 0, len(s.data.patients))
+	now := s.now()
 	for _, p := range s.data.patients {
 		info := p.info()
-		for _, o := range s.data.observations(p.id) {
+		for _, o := range s.data.observations(p.id, now) {
 			if o.Status == "entered-in-error" {
 				info.EnteredInError++
 			}
