@@ -11,6 +11,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"smartlabs/server/ehrsim"
+	"smartlabs/server/servertest"
 )
 
 // mustFollowPolls follows the progress polls of a labs page, as htmx does,
@@ -64,6 +65,47 @@ func launchAndLoad(t *testing.T, h *harness, b *browser, name string) string {
 	t.Helper()
 	resp, _ := mustLaunch(t, h, b, h.Patient(name))
 	return resp.Request.URL.String()
+}
+
+// TestPeriodFiltersFollowTheClock: "7 days", "30 days" and "1 year" are
+// counted back from the app's clock, and the simulator's data ends just
+// before that clock, so each period shows its recent results whatever the date.
+func TestPeriodFiltersFollowTheClock(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2020, time.February, 29, 12, 0, 0, 0, time.UTC),
+		time.Date(2031, time.July, 15, 4, 30, 0, 0, time.UTC),
+	} {
+		t.Run(at.Format("2006-01-02"), func(t *testing.T) {
+			clk := servertest.NewClock(at)
+			h := newHarness(t, harnessOptions{Now: clk.Now})
+			b := newBrowser(t)
+			p := h.Patient("Reyes")
+			labsURL := launchAndLoad(t, h, b, "Reyes")
+			all := p.ResultCount - p.EnteredInError
+			prev := 0
+			for _, period := range []struct {
+				query string
+				days  int
+			}{{"7d", 7}, {"30d", 30}, {"1y", 366}} {
+				_, doc, _ := b.get(labsURL + "?view=all&range=" + period.query)
+				rows := doc.Find(`[data-testid="result-row"]`)
+				if rows.Length() == 0 || rows.Length() < prev || rows.Length() >= all {
+					t.Errorf("%s shows %d rows (the shorter period %d, all %d)", period.query, rows.Length(), prev, all)
+				}
+				prev = rows.Length()
+				now := clk.Now()
+				from := now.AddDate(0, 0, -period.days)
+				rows.Find(`[data-testid="collected"] time`).EachWithBreak(func(_ int, s *goquery.Selection) bool {
+					when, err := time.Parse(time.RFC3339, s.AttrOr("datetime", ""))
+					if err != nil || when.Before(from) || when.After(now) {
+						t.Errorf("%s shows a result collected %q, outside %v to %v", period.query, s.AttrOr("datetime", ""), from, now)
+						return false
+					}
+					return true
+				})
+			}
+		})
+	}
 }
 
 // TestFiltersUseTheCache: every filter, view and drill-down after the first

@@ -12,16 +12,17 @@ import (
 
 	"smartlabs/server/config"
 	"smartlabs/server/ehrsim"
+	"smartlabs/server/servertest"
 )
 
 // testClock is an adjustable clock shared by the app and, unless told
-// otherwise, the simulator.
+// otherwise, the simulator. It stands still unless the test moves it.
 type testClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newTestClock() *testClock { return &testClock{t: time.Now()} }
+func newTestClock() *testClock { return &testClock{t: servertest.Epoch} }
 
 func (c *testClock) now() time.Time {
 	c.mu.Lock()

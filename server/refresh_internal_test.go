@@ -52,7 +52,7 @@ func mustListenLoopback(t *testing.T) net.Listener {
 // expired token, spread over two replicas sharing the session store, make
 // exactly one token request, and every fetch uses the refreshed token.
 func TestRefreshOncePerLaunchAcrossReplicas(t *testing.T) {
-	clk := &replicaClock{t: time.Now()}
+	clk := &replicaClock{t: time.Date(2026, time.December, 2, 15, 4, 5, 0, time.UTC)}
 	appLn, simLn := mustListenLoopback(t), mustListenLoopback(t)
 	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
 	_, simPort, _ := net.SplitHostPort(simLn.Addr().String())

@@ -124,7 +124,7 @@ func TestSignOutInFrame(t *testing.T) {
 // HX-Redirect: no fragment swapped into the list, no redirect loop, and no
 // redirect to the authorization server.
 func TestSessionEndedInFrame(t *testing.T) {
-	clk := &fakeClock{t: time.Now()}
+	clk := &fakeClock{t: servertest.Epoch}
 	env := servertest.New(t, servertest.Options{
 		Now:      clk.now,
 		Switches: ehrsim.Switches{TokenLifetime: 2 * time.Minute, RevokeRefresh: true},

@@ -49,6 +49,36 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// Epoch is where test clocks start: a fixed instant, so that no test result
+// depends on the day the tests run.
+var Epoch = time.Date(2026, time.December, 2, 15, 4, 5, 0, time.UTC)
+
+// Clock is a test clock that starts at a given instant and runs on with real
+// time; a test moves it forward with Add. It is safe for concurrent use.
+type Clock struct {
+	mu     sync.Mutex
+	base   time.Time // the clock's reading at start
+	start  time.Time // the real time it started, with its monotonic reading
+	offset time.Duration
+}
+
+// NewClock returns a clock reading at, running from now on.
+func NewClock(at time.Time) *Clock { return &Clock{base: at, start: time.Now()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.Add(time.Since(c.start) + c.offset)
+}
+
+// Add moves the clock forward by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
 // Env is the app wired to the project's EHR simulator, both on loopback:
 // the app reached as localhost, the simulator as 127.0.0.1.
 type Env struct {
@@ -69,6 +99,9 @@ type Env struct {
 	// Logs is the application log, Audit the audit log.
 	Logs  *SyncBuffer
 	Audit *SyncBuffer
+	// Clock is the clock of the app and the simulator when Options.Now is
+	// nil: it starts at Epoch. Nil when the test brought its own.
+	Clock *Clock
 
 	keys  map[string]*keys.Key
 	deps  func(*server.Deps)
@@ -91,7 +124,8 @@ type Options struct {
 	// RedisURL, when set, keeps sessions in that Redis (see StartRedis), wired
 	// as `session.store: redis` wires them.
 	RedisURL string
-	// Now is the clock of the app and, unless SimNow is set, of the simulator; nil means time.Now.
+	// Now is the clock of the app and, unless SimNow is set, of the simulator;
+	// nil means a Clock that starts at Epoch (Env.Clock).
 	Now func() time.Time
 	// SimNow is the simulator's own clock, so a test can make the EHR's time run ahead of the app's.
 	SimNow func() time.Time
@@ -115,9 +149,13 @@ const ClientSecret = "s3cr3t+/=value"
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	h := &Env{t: t, Logs: &SyncBuffer{}, Audit: &SyncBuffer{}, redis: opts.RedisURL, saved: map[string]session.Launch{}, now: opts.Now, deps: opts.Deps}
+	if h.now == nil {
+		h.Clock = NewClock(Epoch)
+		h.now = h.Clock.Now
+	}
 	simNow := opts.SimNow
 	if simNow == nil {
-		simNow = opts.Now
+		simNow = h.now
 	}
 
 	appLn := Listen(t)
