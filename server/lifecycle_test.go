@@ -36,6 +36,13 @@ func (c *testClock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// outlastClockJumps makes the session outlive the clock jumps of a token
+// test: sessions end on the app's clock, and these tests move it by hours at
+// once where a user would have kept the session alive all along.
+func outlastClockJumps(c *config.Config) {
+	c.Session.IdleTimeout, c.Session.Lifetime = 24*time.Hour, 24*time.Hour
+}
+
 // The anti-forgery header HTMX sends (server/middleware.go).
 const (
 	csrfHeader = "X-Smartlabs-CSRF"
@@ -113,7 +120,7 @@ func refreshTokenOf(t *testing.T, h *harness, labsURL string) string {
 func TestTokenRefresh(t *testing.T) {
 	t.Run("ahead of expiry and after it, with rotated refresh tokens", func(t *testing.T) {
 		clk := newTestClock()
-		h := newHarness(t, harnessOptions{Now: clk.now})
+		h := newHarness(t, harnessOptions{Now: clk.now, Mutate: outlastClockJumps})
 		b := newBrowser(t)
 		resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 		labsURL := resp.Request.URL.String()
@@ -161,11 +168,11 @@ func TestTokenRefresh(t *testing.T) {
 		}
 	})
 
-	t.Run("short-lived tokens, real clock", func(t *testing.T) {
+	t.Run("short-lived tokens, running clock", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{TokenLifetime: 2 * time.Second}})
 		b := newBrowser(t)
 		resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
-		time.Sleep(2100 * time.Millisecond)
+		h.Clock.Add(3 * time.Second) // the token has expired, whatever the launch took
 		for range 2 {
 			mustRows(t, h, b, resp.Request.URL.String())
 		}
@@ -197,6 +204,7 @@ func TestSessionEnded(t *testing.T) {
 			clk := newTestClock()
 			h := newHarness(t, harnessOptions{Now: clk.now, Switches: tt.switches, Mutate: func(c *config.Config) {
 				c.Issuers[0].Scopes = tt.scopes
+				outlastClockJumps(c)
 			}})
 			b := newBrowser(t)
 			resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
@@ -234,7 +242,10 @@ func TestSessionEnded(t *testing.T) {
 
 	t.Run("no refresh token, last minute of a valid token still used", func(t *testing.T) {
 		clk := newTestClock()
-		h := newHarness(t, harnessOptions{Now: clk.now, Mutate: func(c *config.Config) { c.Issuers[0].Scopes = noRefreshScopes }})
+		h := newHarness(t, harnessOptions{Now: clk.now, Mutate: func(c *config.Config) {
+			c.Issuers[0].Scopes = noRefreshScopes
+			outlastClockJumps(c)
+		}})
 		b := newBrowser(t)
 		resp, _ := mustLaunch(t, h, b, h.Patient("Lin"))
 		clk.add(59*time.Minute + 30*time.Second)

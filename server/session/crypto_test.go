@@ -58,7 +58,7 @@ func TestSealOpen(t *testing.T) {
 func TestEncryptedStore(t *testing.T) {
 	ctx := context.Background()
 	inner := memstore.New()
-	s := NewEncryptedStore(inner)
+	s := NewEncryptedStore(inner, nil, 0, 0)
 	exp := time.Now().Add(time.Hour)
 	tokA, tokB := RandomID()+RandomID(), RandomID()+RandomID()
 	blob := []byte("browser-id and data key")

@@ -55,10 +55,18 @@ type Manager struct {
 
 // NewManager configures scs with every field set explicitly: its defaults
 // (Lax, not Partitioned, persistent, unhashed tokens) are wrong inside an EHR frame.
-// It wraps o.ScsStore in an EncryptedStore itself, so no caller can forget to.
+// It wraps o.ScsStore in an EncryptedStore itself, so no caller can forget to;
+// that store ends sessions on o.Now, idle and absolute expiry alike.
 func NewManager(o Options) *Manager {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	sm := scs.New()
-	sm.Store = NewEncryptedStore(o.ScsStore)
+	sm.Store = NewEncryptedStore(o.ScsStore, now, o.IdleTimeout, o.Lifetime)
+	// scs reads these on real time; the store above decides when a session
+	// ends. IdleTimeout still matters to scs: it makes scs save the session on
+	// every request, which moves the store's idle deadline.
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
 	// HashTokenInStore's intent (the store only ever sees a hash of the cookie
@@ -79,18 +87,20 @@ func NewManager(o Options) *Manager {
 	if o.ErrorFunc != nil {
 		sm.ErrorFunc = o.ErrorFunc
 	}
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
 	return &Manager{SCS: sm, kv: o.KV, now: now, life: o.Lifetime, saved: o.SavedLaunch}
 }
 
 // KV returns the launch-record store.
 func (m *Manager) KV() KV { return m.kv }
 
-// Middleware loads and saves the scs session around next.
-func (m *Manager) Middleware(next http.Handler) http.Handler { return m.SCS.LoadAndSave(next) }
+// Middleware loads and saves the scs session around next. The request
+// remembers the session it loaded, so saving it keeps its absolute deadline.
+func (m *Manager) Middleware(next http.Handler) http.Handler {
+	h := m.SCS.LoadAndSave(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(withLoaded(r.Context())))
+	})
+}
 
 // HasCookie reports whether the request carried our session cookie at all.
 func HasCookie(r *http.Request) bool {
@@ -239,6 +249,10 @@ func (m *Manager) TakePending(ctx context.Context, state string) (*Pending, bool
 	if err := json.Unmarshal(pt, &p); err != nil {
 		return nil, false, fmt.Errorf("pending record: %w", err)
 	}
+	// The KV's TTL runs on real time; the record's age is judged on our clock.
+	if !p.Created.IsZero() && !m.now().Before(p.Created.Add(PendingTTL)) {
+		return nil, false, nil
+	}
 	return &p, true, nil
 }
 
@@ -341,6 +355,10 @@ func (m *Manager) LoadLaunch(ctx context.Context, id string) (*Launch, error) {
 	}
 	// Defence in depth: the decrypted record must also name this browser.
 	if !ConstantTimeEqual(l.Browser, browser) {
+		return nil, ErrNoLaunch
+	}
+	// The KV's TTL runs on real time; the session lifetime is judged on our clock.
+	if m.life > 0 && !m.now().Before(l.Created.Add(m.life)) {
 		return nil, ErrNoLaunch
 	}
 	return &l, nil

@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -15,8 +17,17 @@ import (
 // (HKDF-SHA256) from that raw token, which only the browser's cookie holds.
 // Modelled on oauth2-proxy's Redis session tickets. It deliberately offers
 // no iteration (scs's Iterate): without the cookies no session can be read.
+//
+// It also ends sessions, on its own clock: scs and the inner stores expire
+// sessions on real time only, so their expiry could not be tested or
+// reasoned about with an injected clock. Each blob carries the session's
+// absolute deadline (set when its token is first saved) and its idle
+// deadline (set at every save); a session past either is not found.
 type EncryptedStore struct {
 	inner scs.Store
+	now   func() time.Time
+	idle  time.Duration
+	life  time.Duration
 }
 
 var (
@@ -24,20 +35,130 @@ var (
 	_ scs.CtxStore = (*EncryptedStore)(nil)
 )
 
+// storeGrace is how much longer than our own deadline the inner store keeps a
+// session. Its TTL only frees memory: it runs on real time, and must never end
+// a session before our clock does, whether that clock runs with real time,
+// ahead of it, or stands still in a test.
+const storeGrace = time.Minute
+
 // NewEncryptedStore wraps inner; inner sees only hashed keys and ciphertext.
-func NewEncryptedStore(inner scs.Store) *EncryptedStore {
+// Sessions end idle after their last save and life after their first one,
+// both read on now (nil means time.Now); 0 turns either off.
+func NewEncryptedStore(inner scs.Store, now func() time.Time, idle, life time.Duration) *EncryptedStore {
 	if e, ok := inner.(*EncryptedStore); ok {
-		return e
+		inner = e.inner // never encrypt twice
 	}
-	return &EncryptedStore{inner: inner}
+	if now == nil {
+		now = time.Now
+	}
+	return &EncryptedStore{inner: inner, now: now, idle: idle, life: life}
 }
 
 // Inner returns the wrapped store.
 func (s *EncryptedStore) Inner() scs.Store { return s.inner }
 
+// deadlines are when a session ends; a zero time is no deadline.
+type deadlines struct {
+	absolute, idle time.Time
+}
+
+// deadlinesVersion starts every session plaintext; a blob without it (saved
+// before sessions carried deadlines) is not found, so its browser signs in again.
+const deadlinesVersion = 1
+
+const deadlinesSize = 1 + 8 + 8
+
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func fromUnixNano(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(n))
+}
+
+// wrap prefixes the scs blob b with the deadlines.
+func (d deadlines) wrap(b []byte) []byte {
+	out := make([]byte, deadlinesSize, deadlinesSize+len(b))
+	out[0] = deadlinesVersion
+	binary.BigEndian.PutUint64(out[1:], unixNano(d.absolute))
+	binary.BigEndian.PutUint64(out[9:], unixNano(d.idle))
+	return append(out, b...)
+}
+
+// unwrap reverses wrap.
+func unwrap(p []byte) (deadlines, []byte, bool) {
+	if len(p) < deadlinesSize || p[0] != deadlinesVersion {
+		return deadlines{}, nil, false
+	}
+	d := deadlines{
+		absolute: fromUnixNano(binary.BigEndian.Uint64(p[1:])),
+		idle:     fromUnixNano(binary.BigEndian.Uint64(p[9:])),
+	}
+	return d, p[deadlinesSize:], true
+}
+
+// ended reports whether now is at or past either deadline.
+func (d deadlines) ended(now time.Time) bool {
+	return !d.absolute.IsZero() && !now.Before(d.absolute) || !d.idle.IsZero() && !now.Before(d.idle)
+}
+
+// first is the earlier deadline; zero when there is none.
+func (d deadlines) first() time.Time {
+	switch {
+	case d.absolute.IsZero():
+		return d.idle
+	case d.idle.IsZero() || d.absolute.Before(d.idle):
+		return d.absolute
+	}
+	return d.idle
+}
+
+// loadedKey marks the request's record of the session it loaded.
+type loadedKey struct{}
+
+// loaded is the session token a request loaded and its absolute deadline, so
+// saving it at the end of the request keeps that deadline without reading
+// the store again. Manager.Middleware puts one in every request's context.
+type loaded struct {
+	mu       sync.Mutex
+	token    string
+	absolute time.Time
+}
+
+func withLoaded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, loadedKey{}, &loaded{})
+}
+
 // FindCtx implements scs.CtxStore. A blob that does not decrypt under this
-// token is "not found", as scs asks for tampered data.
+// token is "not found", as scs asks for tampered data; so is a session past
+// one of its deadlines, which is deleted.
 func (s *EncryptedStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	d, b, found, err := s.find(ctx, token)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if d.ended(s.now()) {
+		// The session is over for good; deleting it only tidies up early what
+		// the inner store's TTL would, so a failure here is not the user's problem.
+		_ = s.DeleteCtx(ctx, token)
+		return nil, false, nil
+	}
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		l.mu.Lock()
+		l.token, l.absolute = token, d.absolute
+		l.mu.Unlock()
+	}
+	return b, true, nil
+}
+
+// find reads and decrypts the session of token, whatever its deadlines.
+func (s *EncryptedStore) find(ctx context.Context, token string) (deadlines, []byte, bool, error) {
 	id := tokenID(token)
 	var box []byte
 	var found bool
@@ -48,31 +169,72 @@ func (s *EncryptedStore) FindCtx(ctx context.Context, token string) ([]byte, boo
 		box, found, err = s.inner.Find(id)
 	}
 	if err != nil {
-		return nil, false, errors.Join(ErrStore, err)
+		return deadlines{}, nil, false, errors.Join(ErrStore, err)
 	}
 	if !found {
-		return nil, false, nil
+		return deadlines{}, nil, false, nil
 	}
 	key, err := tokenKey(token)
 	if err != nil {
-		return nil, false, err
+		return deadlines{}, nil, false, err
 	}
-	b, err := open(key, box, []byte(id))
+	p, err := open(key, box, []byte(id))
 	if err != nil {
-		return nil, false, nil
+		return deadlines{}, nil, false, nil
 	}
-	return b, true, nil
+	d, b, ok := unwrap(p)
+	return d, b, ok, nil
 }
 
-// CommitCtx implements scs.CtxStore.
+// absolute is the absolute deadline of the session saved under token: the one
+// it was loaded with, or for a token new in this request (a new session, a
+// renewed token) life from now.
+func (s *EncryptedStore) absolute(ctx context.Context, token string, now time.Time) (time.Time, error) {
+	if s.life <= 0 {
+		return time.Time{}, nil
+	}
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.token == token && !l.absolute.IsZero() {
+			return l.absolute, nil
+		}
+		return now.Add(s.life), nil
+	}
+	// Saved outside Manager.Middleware: the store says whether the session is new.
+	d, _, found, err := s.find(ctx, token)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if found && !d.absolute.IsZero() {
+		return d.absolute, nil
+	}
+	return now.Add(s.life), nil
+}
+
+// CommitCtx implements scs.CtxStore. scs's expiry, read on real time, is
+// used only when the store keeps no deadline of its own.
 func (s *EncryptedStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
 	id := tokenID(token)
 	key, err := tokenKey(token)
 	if err != nil {
 		return err
 	}
+	now := s.now()
+	var d deadlines
+	if d.absolute, err = s.absolute(ctx, token, now); err != nil {
+		return err
+	}
+	if s.idle > 0 {
+		d.idle = now.Add(s.idle)
+	}
+	if first := d.first(); !first.IsZero() {
+		// The inner store's TTL runs on real time: give it the time our clock
+		// leaves, plus storeGrace, never a time read on our clock.
+		expiry = time.Now().Add(max(first.Sub(now), 0) + storeGrace)
+	}
 	// The hashed id is the additional data: a blob copied under another session's id does not open.
-	box, err := seal(key, b, []byte(id))
+	box, err := seal(key, d.wrap(b), []byte(id))
 	if err != nil {
 		return err
 	}
