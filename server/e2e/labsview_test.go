@@ -34,14 +34,74 @@ func mustEval(t *testing.T, tab *e2e.Tab, js string, out any) {
 	}
 }
 
-// mustClick clicks an element of the frame and waits for htmx to settle.
+// settledSwaps counts the htmx swaps settled in the frame's document since
+// the first call on that document; -1 when the frame cannot be read.
+func settledSwaps(tab *e2e.Tab) int {
+	n := -1
+	if err := tab.Eval(frame, `(() => {
+		if (window.__e2eSettled === undefined) {
+			window.__e2eSettled = 0;
+			document.addEventListener("htmx:afterSettle", () => { window.__e2eSettled++; });
+		}
+		return window.__e2eSettled;
+	})()`, &n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// mustSwap runs do, which must make htmx swap new content into the frame
+// (at once, or after a trigger delay), and waits until that swap has settled
+// and htmx is idle: the test waits on the event, never on a guess of how long
+// the request takes.
+func mustSwap(t *testing.T, tab *e2e.Tab, do func()) {
+	t.Helper()
+	before := settledSwaps(tab)
+	if before < 0 {
+		t.Fatal("cannot read the frame")
+	}
+	do()
+	for deadline := time.Now().Add(15 * time.Second); settledSwaps(tab) <= before; time.Sleep(30 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("htmx swapped nothing within 15 s")
+		}
+	}
+	waitIdle(t, tab)
+}
+
+// mustClick clicks an element of the frame and waits for the swap it causes.
 func mustClick(t *testing.T, tab *e2e.Tab, sel string) {
 	t.Helper()
-	if err := tab.Click(frame, sel); err != nil {
-		t.Fatal(err)
+	mustSwap(t, tab, func() {
+		if err := tab.Click(frame, sel); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// mustInput runs js, which changes a form control of the frame and fires its
+// event, and waits for the swap it causes.
+func mustInput(t *testing.T, tab *e2e.Tab, js string) {
+	t.Helper()
+	mustSwap(t, tab, func() { mustEval(t, tab, js, nil) })
+}
+
+// mustLoadNew runs js, which must load a new document into the frame (a
+// reload counts), and waits until that document has loaded: a mark left on
+// the old document tells them apart, whatever their URLs.
+func mustLoadNew(t *testing.T, tab *e2e.Tab, js string) {
+	t.Helper()
+	mustEval(t, tab, `window.__e2eOld = true`, nil)
+	mustEval(t, tab, js, nil)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var loaded bool
+		if err := tab.Eval(frame, `window.__e2eOld !== true && document.readyState === "complete"`, &loaded); err == nil && loaded {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the frame never loaded a new document")
+		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	waitIdle(t, tab)
 }
 
 // point is one sparkline point or one table row: when and what.
@@ -198,30 +258,20 @@ func TestFiltersWithoutFHIRRequests(t *testing.T) {
 	}{
 		{"1 year", func() { mustClick(t, tab, `label:has([data-testid="range-1y"]) > span`) }, func() bool { return strings.Contains(shown(), "shown") }},
 		{"search", func() {
-			mustEval(t, tab, `(() => { const s = document.querySelector("[data-testid=search]"); s.value = "gluc"; s.dispatchEvent(new Event("input", {bubbles: true})); })()`, nil)
-			time.Sleep(500 * time.Millisecond)
-			waitIdle(t, tab)
+			mustInput(t, tab, `(() => { const s = document.querySelector("[data-testid=search]"); s.value = "gluc"; s.dispatchEvent(new Event("input", {bubbles: true})); })()`)
 		}, func() bool { return lines() == 1 }},
 		{"all time, no search", func() {
-			mustEval(t, tab, `(() => { const s = document.querySelector("[data-testid=search]"); s.value = ""; s.dispatchEvent(new Event("input", {bubbles: true})); })()`, nil)
-			time.Sleep(500 * time.Millisecond)
-			waitIdle(t, tab)
+			mustInput(t, tab, `(() => { const s = document.querySelector("[data-testid=search]"); s.value = ""; s.dispatchEvent(new Event("input", {bubbles: true})); })()`)
 			mustClick(t, tab, `label:has([data-testid="range-all"]) > span`)
 		}, func() bool { return lines() == all }},
 		{"abnormal only", func() { mustClick(t, tab, `[data-testid="abnormal-only"]`) }, func() bool { return lines() < all }},
 		{"status", func() {
 			mustClick(t, tab, `[data-testid="abnormal-only"]`)
-			mustEval(t, tab, `(() => { const s = document.querySelector("[data-testid=status-filter]"); s.value = "preliminary"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`, nil)
-			time.Sleep(100 * time.Millisecond)
-			waitIdle(t, tab)
+			mustInput(t, tab, `(() => { const s = document.querySelector("[data-testid=status-filter]"); s.value = "preliminary"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`)
 		}, func() bool { return lines() > 0 && lines() < all }},
 		{"sort by name", func() {
-			mustEval(t, tab, `(() => { const s = document.querySelector("[data-testid=status-filter]"); s.value = ""; s.dispatchEvent(new Event("change", {bubbles: true})); })()`, nil)
-			time.Sleep(100 * time.Millisecond)
-			waitIdle(t, tab)
-			mustEval(t, tab, `(() => { const s = document.querySelector("[data-testid=sort]"); s.value = "name"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`, nil)
-			time.Sleep(100 * time.Millisecond)
-			waitIdle(t, tab)
+			mustInput(t, tab, `(() => { const s = document.querySelector("[data-testid=status-filter]"); s.value = ""; s.dispatchEvent(new Event("change", {bubbles: true})); })()`)
+			mustInput(t, tab, `(() => { const s = document.querySelector("[data-testid=sort]"); s.value = "name"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`)
 		}, func() bool {
 			var names []string
 			tab.Eval(frame, `[...document.querySelectorAll("[data-testid=summary-group]:not([data-kind=critical]) [data-testid=analyte-link]")].map(a => a.textContent.toLowerCase())`, &names)
@@ -334,9 +384,7 @@ func TestAccessibility(t *testing.T) {
 			{"summary", ""}, {"all results", "?view=all"}, {"drill-down", "/a/" + key},
 		} {
 			t.Run(fmt.Sprintf("%s at %d px", view.name, width), func(t *testing.T) {
-				mustEval(t, tab, `location.href = `+jsQuote(base+view.path), nil)
-				time.Sleep(300 * time.Millisecond)
-				waitLoaded(t, tab)
+				mustLoadNew(t, tab, `location.href = `+jsQuote(base+view.path))
 				waitIdle(t, tab)
 				var loaded bool
 				if mustEval(t, tab, `typeof axe !== "undefined"`, &loaded); !loaded {

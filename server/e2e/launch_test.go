@@ -154,10 +154,7 @@ func TestTwoTabsKeepTheirPatient(t *testing.T) {
 	openChart(t, env, tabA, "Lin")
 	openChart(t, env, tabB, "Okafor")
 
-	if err := tabA.Eval(frame, `location.reload()`, nil); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	mustLoadNew(t, tabA, `location.reload()`)
 	pa, pb := env.Patient("Lin"), env.Patient("Okafor")
 	if err := tabA.WaitText(frame, `[data-testid="banner-name"]`, pa.Name, 15*time.Second); err != nil {
 		got, _ := tabA.Text(frame, `[data-testid="banner-name"]`)
@@ -166,10 +163,7 @@ func TestTwoTabsKeepTheirPatient(t *testing.T) {
 	if got, _ := tabB.Text(frame, `[data-testid="banner-name"]`); got != pb.Name {
 		t.Fatalf("tab B shows %q, want %q", got, pb.Name)
 	}
-	if err := tabB.Eval(frame, `location.reload()`, nil); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	mustLoadNew(t, tabB, `location.reload()`)
 	if err := tabB.WaitText(frame, `[data-testid="banner-name"]`, pb.Name, 15*time.Second); err != nil {
 		t.Fatalf("tab B after reload: %v", err)
 	}
