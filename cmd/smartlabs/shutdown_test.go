@@ -10,17 +10,18 @@ import (
 )
 
 // TestServeUntilDoneDrains: cancelling the context (what SIGTERM does through
-// signal.NotifyContext) lets an in-flight slow request finish with its full
-// answer, then refuses new connections and returns nil.
+// signal.NotifyContext) refuses new connections at once, lets an in-flight
+// request finish with its full answer, and returns nil.
 func TestServeUntilDoneDrains(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{})
+	// The request stays in flight until the test has seen the shutdown begin.
+	started, release := make(chan struct{}), make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		time.Sleep(500 * time.Millisecond)
+		<-release
 		_, _ = io.WriteString(w, "finished")
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -50,6 +51,20 @@ func TestServeUntilDoneDrains(t *testing.T) {
 		t.Fatal("the slow request never arrived")
 	}
 	cancel()
+	// Shutdown has begun once new connections are refused; only then may the
+	// in-flight request finish.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("new connections are still accepted 10 s after the cancel")
+		}
+	}
+	close(release)
 
 	select {
 	case r := <-res:
@@ -66,9 +81,5 @@ func TestServeUntilDoneDrains(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serveUntilDone did not return after draining")
-	}
-	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		c.Close()
-		t.Error("new connections are still accepted after shutdown")
 	}
 }
