@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"testing"
-	"time"
 
 	"smartlabs/server/config"
 	"smartlabs/server/e2e"
@@ -32,7 +31,7 @@ func TestFormPostAuthorize(t *testing.T) {
 	if !posted {
 		t.Fatal("no form-POST authorization request reached the simulator")
 	}
-	if err := tab.WaitText(frame, `[data-testid="result-count"]`, "result", 5*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="result-count"]`, "result", uiWait); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // waitIdle waits until htmx has no request, swap or settle running in the frame.
 func waitIdle(t *testing.T, tab *e2e.Tab) {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(30 * time.Millisecond) {
+	for deadline := time.Now().Add(uiWait); time.Now().Before(deadline); time.Sleep(30 * time.Millisecond) {
 		var busy bool
 		if err := tab.Eval(frame, `document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, #labs-poller") !== null`, &busy); err == nil && !busy {
 			return
@@ -61,9 +61,9 @@ func mustSwap(t *testing.T, tab *e2e.Tab, do func()) {
 		t.Fatal("cannot read the frame")
 	}
 	do()
-	for deadline := time.Now().Add(15 * time.Second); settledSwaps(tab) <= before; time.Sleep(30 * time.Millisecond) {
+	for deadline := time.Now().Add(uiWait); settledSwaps(tab) <= before; time.Sleep(30 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("htmx swapped nothing within 15 s")
+			t.Fatalf("htmx swapped nothing within %v", uiWait)
 		}
 	}
 	waitIdle(t, tab)
@@ -93,7 +93,7 @@ func mustLoadNew(t *testing.T, tab *e2e.Tab, js string) {
 	t.Helper()
 	mustEval(t, tab, `window.__e2eOld = true`, nil)
 	mustEval(t, tab, js, nil)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(uiWait); ; time.Sleep(50 * time.Millisecond) {
 		var loaded bool
 		if err := tab.Eval(frame, `window.__e2eOld !== true && document.readyState === "complete"`, &loaded); err == nil && loaded {
 			return
@@ -172,7 +172,7 @@ func TestSummaryDrillDownAndBack(t *testing.T) {
 	// Back to the summary, then open the analyte: an HTMX swap with a pushed URL.
 	mustClick(t, tab, `[data-testid="tab-summary"]`)
 	mustClick(t, tab, `[data-testid="summary-line"][data-key="`+line.Key+`"] [data-testid="analyte-link"]`)
-	if err := tab.WaitText(frame, `[data-testid="analyte-name"]`, line.Name, 10*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="analyte-name"]`, line.Name, uiWait); err != nil {
 		t.Fatal(err)
 	}
 	href, _ := tab.FrameURL(frame)
@@ -194,7 +194,7 @@ func TestSummaryDrillDownAndBack(t *testing.T) {
 
 	// The back button returns to the summary; forward (a reload of the deep link) to the drill-down.
 	mustEval(t, tab, `history.back()`, nil)
-	if err := tab.WaitText(frame, `[data-testid="tab-summary"][aria-current="page"]`, "Summary", 15*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="tab-summary"][aria-current="page"]`, "Summary", uiWait); err != nil {
 		t.Fatalf("back: %v", err)
 	}
 	waitLoaded(t, tab)
@@ -202,7 +202,7 @@ func TestSummaryDrillDownAndBack(t *testing.T) {
 		t.Error("back still shows the drill-down")
 	}
 	mustEval(t, tab, `history.forward()`, nil)
-	if err := tab.WaitText(frame, `[data-testid="analyte-name"]`, line.Name, 15*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="analyte-name"]`, line.Name, uiWait); err != nil {
 		t.Fatalf("forward to the deep link: %v", err)
 	}
 	waitLoaded(t, tab)
@@ -313,11 +313,11 @@ func openChartLoading(t *testing.T, env *servertest.Env, tab *e2e.Tab, name stri
 	if err := tab.Click("", `[data-testid="launch-`+p.ID+`"]`); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.WaitText(frame, `[data-testid="progress"]`, "Loaded", 20*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="progress"]`, "Loaded", uiWait); err != nil {
 		t.Fatalf("no progress line while loading: %v", err)
 	}
 	mustEval(t, tab, `window.__e2eNoReload = true`, nil)
-	if err := tab.WaitText(frame, `[data-testid="banner-name"]`, p.Name, 60*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="banner-name"]`, p.Name, uiWait); err != nil {
 		t.Fatalf("loading never completed: %v", err)
 	}
 }

@@ -28,6 +28,10 @@ func shot(t *testing.T, tab *e2e.Tab, name string) {
 	}
 }
 
+// uiWait bounds every wait for the UI. It only ends a failing test: a swap
+// of hundreds of rows takes seconds under -race on a loaded 2-core machine.
+const uiWait = 60 * time.Second
+
 // openChart clicks Launch for the patient on the simulator's launchpad and
 // waits until the app inside the cross-site frame shows its labs.
 func openChart(t *testing.T, env *servertest.Env, tab *e2e.Tab, patientName string) {
@@ -39,7 +43,7 @@ func openChart(t *testing.T, env *servertest.Env, tab *e2e.Tab, patientName stri
 	if err := tab.Click("", `[data-testid="launch-`+p.ID+`"]`); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.WaitText(frame, `[data-testid="banner-name"]`, p.Name, 20*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="banner-name"]`, p.Name, uiWait); err != nil {
 		html, _ := tab.HTML(frame)
 		t.Fatalf("labs for %s never appeared in the frame: %v\n%s", p.Name, err, truncate(html, 2000))
 	}
@@ -50,7 +54,7 @@ func openChart(t *testing.T, env *servertest.Env, tab *e2e.Tab, patientName stri
 // list is still streaming in when its first rows are already visible.
 func waitLoaded(t *testing.T, tab *e2e.Tab) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(uiWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var state string
 		if err := tab.Eval(frame, `document.readyState`, &state); err == nil && state == "complete" {
 			return
@@ -84,7 +88,7 @@ func TestEHRLaunchInCrossSiteFrame(t *testing.T) {
 	if err := tab.Click(frame, `[data-testid="tab-all"]`); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.WaitText(frame, `[data-testid="tab-all"][aria-current="page"]`, "All results", 10*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="tab-all"][aria-current="page"]`, "All results", uiWait); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := tab.Count(frame, `[data-testid="result-row"]`)
@@ -156,7 +160,7 @@ func TestTwoTabsKeepTheirPatient(t *testing.T) {
 
 	mustLoadNew(t, tabA, `location.reload()`)
 	pa, pb := env.Patient("Lin"), env.Patient("Okafor")
-	if err := tabA.WaitText(frame, `[data-testid="banner-name"]`, pa.Name, 15*time.Second); err != nil {
+	if err := tabA.WaitText(frame, `[data-testid="banner-name"]`, pa.Name, uiWait); err != nil {
 		got, _ := tabA.Text(frame, `[data-testid="banner-name"]`)
 		t.Fatalf("tab A after reload shows %q: %v", got, err)
 	}
@@ -164,7 +168,7 @@ func TestTwoTabsKeepTheirPatient(t *testing.T) {
 		t.Fatalf("tab B shows %q, want %q", got, pb.Name)
 	}
 	mustLoadNew(t, tabB, `location.reload()`)
-	if err := tabB.WaitText(frame, `[data-testid="banner-name"]`, pb.Name, 15*time.Second); err != nil {
+	if err := tabB.WaitText(frame, `[data-testid="banner-name"]`, pb.Name, uiWait); err != nil {
 		t.Fatalf("tab B after reload: %v", err)
 	}
 }
@@ -179,7 +183,7 @@ func TestRefreshSwapsList(t *testing.T) {
 	if err := tab.Click(frame, `[data-testid="refresh"]`); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(uiWait)
 	for env.CountSimRequests("/fhir/R4/Observation") == before && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -187,14 +191,14 @@ func TestRefreshSwapsList(t *testing.T) {
 		t.Fatal("Refresh did not re-fetch")
 	}
 	// Wait for htmx to finish the request and the swap.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(uiWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var busy bool
 		if err := tab.Eval(frame, `document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling") !== null`, &busy); err == nil && !busy {
 			break
 		}
 	}
 	p := env.Patient("Okafor")
-	if err := tab.WaitText(frame, `[data-testid="result-count"]`, strconv.Itoa(p.ResultCount-p.EnteredInError), 10*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="result-count"]`, strconv.Itoa(p.ResultCount-p.EnteredInError), uiWait); err != nil {
 		t.Fatal(err)
 	}
 	var lists, banners int
@@ -216,7 +220,7 @@ func TestStandaloneLaunchTopLevel(t *testing.T) {
 	if err := tab.Click("", `[data-testid="standalone-launch"]`); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.WaitText("", `[data-testid="result-count"]`, "result", 20*time.Second); err != nil {
+	if err := tab.WaitText("", `[data-testid="result-count"]`, "result", uiWait); err != nil {
 		html, _ := tab.HTML("")
 		t.Fatalf("standalone labs never appeared: %v\n%s", err, truncate(html, 1500))
 	}

@@ -33,7 +33,7 @@ func (c *fakeClock) add(d time.Duration) {
 func mustFrameURL(t *testing.T, tab *e2e.Tab, want string) {
 	t.Helper()
 	var got string
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(uiWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if u, err := tab.FrameURL(frame); err == nil {
 			got = u
 			if u == want {
@@ -92,7 +92,7 @@ func TestSignOutInFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFrameURL(t, tab, env.AppURL+"/signed-out")
-	if err := tab.WaitText(frame, `[data-testid="error-title"]`, "You are signed out of smartlabs", 15*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="error-title"]`, "You are signed out of smartlabs", uiWait); err != nil {
 		t.Fatal(err)
 	}
 	mustNoPatientData(t, tab, p)
@@ -111,7 +111,7 @@ func TestSignOutInFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFrameURL(t, tab, labsURL)
-	if err := tab.WaitText(frame, `[data-testid="error-title"]`, "This view is not open in this browser", 15*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="error-title"]`, "This view is not open in this browser", uiWait); err != nil {
 		t.Fatal(err)
 	}
 	waitLoaded(t, tab)
@@ -152,7 +152,7 @@ func TestSessionEndedInFrame(t *testing.T) {
 	if err := tab.Click(frame, `[data-testid="refresh"]`); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.WaitText(frame, `[data-testid="error-title"]`, "Your smartlabs session has ended", 15*time.Second); err != nil {
+	if err := tab.WaitText(frame, `[data-testid="error-title"]`, "Your smartlabs session has ended", uiWait); err != nil {
 		html, _ := tab.HTML(frame)
 		t.Fatalf("%v\n%s", err, truncate(html, 2000))
 	}
