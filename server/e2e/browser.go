@@ -333,7 +333,13 @@ func (t *Tab) eval(ctx context.Context, frameSel, expr string, out any) error {
 // ("" is the top document), awaits it when it is a promise, and decodes its
 // JSON value into out (out may be nil).
 func (t *Tab) Eval(frameSel, js string, out any) error {
-	return t.withTimeout(20*time.Second, func(ctx context.Context) error {
+	return t.EvalWithin(frameSel, js, out, 20*time.Second)
+}
+
+// EvalWithin is Eval with the caller's bound, for scripts that take long on
+// a loaded machine (an accessibility audit of a long page).
+func (t *Tab) EvalWithin(frameSel, js string, out any, d time.Duration) error {
+	return t.withTimeout(d, func(ctx context.Context) error {
 		return t.eval(ctx, frameSel, js, out)
 	})
 }

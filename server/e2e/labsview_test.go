@@ -355,6 +355,10 @@ func measureFilterClicks(t *testing.T, tab *e2e.Tab) {
 		len(ms), (ms[len(ms)/2-1]+ms[len(ms)/2])/2, ms[0], ms[len(ms)-1], size.Decoded, size.Encoded)
 }
 
+// axeWait bounds one axe-core audit: a page of hundreds of rows takes
+// seconds alone and over 20 s on a loaded machine.
+const axeWait = 3 * time.Minute
+
 // TestAccessibility runs axe-core (WCAG 2.1 A and AA rules) on the summary,
 // the full list and a drill-down, in a 360 px sidebar and at 1280 px.
 func TestAccessibility(t *testing.T) {
@@ -388,16 +392,20 @@ func TestAccessibility(t *testing.T) {
 				waitIdle(t, tab)
 				var loaded bool
 				if mustEval(t, tab, `typeof axe !== "undefined"`, &loaded); !loaded {
-					mustEval(t, tab, string(src)+`; true`, nil)
+					if err := tab.EvalWithin(frame, string(src)+`; true`, nil, axeWait); err != nil {
+						t.Fatal(err)
+					}
 				}
 				var violations []struct {
 					ID     string   `json:"id"`
 					Impact string   `json:"impact"`
 					Nodes  []string `json:"nodes"`
 				}
-				mustEval(t, tab, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
+				if err := tab.EvalWithin(frame, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
 					.then(r => r.violations.map(v => ({id: v.id, impact: v.impact,
-						nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)})))`, &violations)
+						nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)})))`, &violations, axeWait); err != nil {
+					t.Fatal(err)
+				}
 				for _, v := range violations {
 					t.Errorf("axe %s (%s): %s", v.ID, v.Impact, strings.Join(v.Nodes, "\n\t"))
 				}
