@@ -132,8 +132,8 @@ func TestDataFollowsTheClock(t *testing.T) {
 	for _, now := range clocks {
 		d := newDataset()
 		for _, p := range d.patients {
-			if p.results == 0 {
-				continue
+			if p.results == 0 || p.edge {
+				continue // the edge-case patient's dates (years 0001 and 9999) are absolute on purpose
 			}
 			var newest time.Time
 			week := 0

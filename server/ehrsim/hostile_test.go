@@ -21,7 +21,7 @@ func TestEdgePatient(t *testing.T) {
 	if p == nil {
 		t.Fatal("no edge-case patient")
 	}
-	obs := d.observations(p.id)
+	obs := d.observations(p.id, dataClock)
 	if len(obs) != p.results || p.info().ResultCount != len(obs) {
 		t.Fatalf("%d observations, spec says %d", len(obs), p.results)
 	}
