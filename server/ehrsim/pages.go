@@ -116,10 +116,20 @@ func (s *Sim) authorizeErrorPage(w http.ResponseWriter, msg string) {
 	renderHTML(w, http.StatusBadRequest, "error", map[string]any{"CSS": template.CSS(pageCSS), "Message": msg})
 }
 
-// handleStyle handles "GET /styles/smart.json", the smart_style_url document.
+// handleStyle handles "GET /styles/smart.json", the smart_style_url document:
+// the Style switch when set, else DefaultStyle.
 func (s *Sim) handleStyle(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w)
-	writeJSON(w, http.StatusOK, "application/json", map[string]any{
+	style := s.Switches().Style
+	if style == nil {
+		style = DefaultStyle()
+	}
+	writeJSON(w, http.StatusOK, "application/json", style)
+}
+
+// DefaultStyle is the simulator's own theme, in Epic's smart_style_url keys.
+func DefaultStyle() map[string]string {
+	return map[string]string{
 		"color_background":     "#eef1f4",
 		"color_error":          "#b3261e",
 		"color_highlight":      "#2a4d69",
@@ -131,5 +141,24 @@ func (s *Sim) handleStyle(w http.ResponseWriter, r *http.Request) {
 		"dim_spacing_size":     "16px",
 		"font_family_body":     "Segoe UI, Arial, sans-serif",
 		"font_family_heading":  "Segoe UI, Arial, sans-serif",
-	})
+	}
+}
+
+// LowContrastStyle is a typical EHR theme that breaks contrast when used as
+// sent: a mid-blue highlight, grey text and a pale error red on a light grey
+// background. Each of its colours is below WCAG AA against its background.
+func LowContrastStyle() map[string]string {
+	return map[string]string{
+		"color_background":     "#e8e8e8",
+		"color_error":          "#e06666",
+		"color_highlight":      "#4a90d9",
+		"color_modal_backdrop": "#00000066",
+		"color_success":        "#6aa84f",
+		"color_text":           "#7a7a7a",
+		"dim_border_radius":    "2px",
+		"dim_font_size":        "14px",
+		"dim_spacing_size":     "12px",
+		"font_family_body":     "Segoe UI, Arial, sans-serif",
+		"font_family_heading":  "Segoe UI, Arial, sans-serif",
+	}
 }

@@ -2,11 +2,13 @@ package ehrsim
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+	"github.com/google/go-cmp/cmp"
 )
 
 func mustDoc(t *testing.T, body []byte) *goquery.Document {
@@ -76,5 +78,32 @@ func TestHyperspaceLaunch(t *testing.T) {
 	}
 	if resp, _ := f.get(t, "/hyperspace?patient="+p.ID+"&client=nobody", ""); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("unknown client: status %d", resp.StatusCode)
+	}
+}
+
+func TestStyleSwitch(t *testing.T) {
+	f := mustFixture(t, Switches{})
+	style := func() map[string]string {
+		t.Helper()
+		resp, body := f.get(t, "/styles/smart.json", "")
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var m map[string]string
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if diff := cmp.Diff(DefaultStyle(), style()); diff != "" {
+		t.Errorf("default style (-want +got):\n%s", diff)
+	}
+	f.sim.SetSwitches(Switches{Style: LowContrastStyle()})
+	got := style()
+	if diff := cmp.Diff(LowContrastStyle(), got); diff != "" {
+		t.Errorf("low-contrast style (-want +got):\n%s", diff)
+	}
+	if got["color_highlight"] == DefaultStyle()["color_highlight"] {
+		t.Error("the low-contrast style has the default highlight")
 	}
 }

@@ -101,6 +101,9 @@ type Switches struct {
 	// the CapabilityStatement, and the FHIR base is the issuer in id_tokens, in
 	// the RFC 9207 iss parameter and in an openid-configuration beside it.
 	MetadataOnly bool
+	// Style, when non-nil, is the smart_style_url document served instead of
+	// DefaultStyle, e.g. LowContrastStyle.
+	Style map[string]string
 }
 
 // Request is one entry of the simulator's request log.
