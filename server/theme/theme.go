@@ -1,7 +1,9 @@
 // Package theme turns an EHR's SMART style document (smart_style_url) into a
 // stylesheet of our CSS variables. Every value is checked against a strict
 // pattern and anything else is dropped, so the EHR's document can change
-// colours, sizes and fonts but can never add CSS of its own.
+// colours, sizes and fonts but can never add CSS of its own. Its colours
+// never take text below 4.5:1, or borders, focus rings and chart marks below
+// 3:1, against what they are drawn on (WCAG 2.1 AA): see palette.
 package theme
 
 import (
@@ -87,12 +89,19 @@ func normalizeFont(v string) string {
 // variables from the keys it knows whose values pass their pattern. Unknown
 // keys, non-string values and values that fail their pattern are dropped. A
 // document that is not a JSON object gives an empty stylesheet.
+//
+// Colours are never used as sent: each is resolved against the backgrounds it
+// is drawn on (the palette), and text keeps 4.5:1, borders, focus rings and
+// chart marks 3:1 (WCAG 2.1 AA), the EHR's colour moved along its own hue when
+// it falls short. Colours are emitted as #rrggbb, and variables the EHR does
+// not send are emitted too when its background changes them.
 func CSS(doc []byte) []byte {
 	var m map[string]any
 	if err := json.Unmarshal(doc, &m); err != nil {
 		return nil
 	}
 	var decls []string
+	sent := map[string]rgba{}
 	for k, raw := range m {
 		mp, ok := keys[k]
 		if !ok {
@@ -106,18 +115,29 @@ func CSS(doc []byte) []byte {
 		if !valid(mp.kind, v) {
 			continue
 		}
-		if mp.kind == font {
+		switch mp.kind {
+		case color:
+			if c, ok := parseColor(v); ok {
+				for _, name := range mp.vars {
+					sent[name] = c
+				}
+			}
+			continue
+		case font:
 			v = normalizeFont(v)
 		}
 		for _, name := range mp.vars {
 			decls = append(decls, "  "+name+": "+v+";")
 		}
 	}
+	for name, v := range colours(sent) {
+		decls = append(decls, "  "+name+": "+v+";")
+	}
 	if len(decls) == 0 {
 		return nil
 	}
 	sort.Strings(decls)
-	return []byte("/* From the EHR's smart_style_url, checked value by value. */\n:root {\n" + strings.Join(decls, "\n") + "\n}\n")
+	return []byte("/* From the EHR's smart_style_url, checked value by value; colours keep WCAG AA contrast. */\n:root {\n" + strings.Join(decls, "\n") + "\n}\n")
 }
 
 // Allowed reports whether styleURL may be fetched for a launch from iss: only

@@ -17,15 +17,20 @@ func TestCSS(t *testing.T) {
 	}{
 		{
 			name: "Epic keys",
-			doc: `{"color_background":"#eef1f4","color_error":"#b3261e","color_highlight":"#2a4d69",
-				"color_modal_backdrop":"#1d273380","color_success":"rgb(46, 125, 50)","color_text":"#1d2733",
-				"dim_border_radius":"4px","dim_font_size":"14px","dim_spacing_size":"1.5rem",
+			doc: `{"dim_border_radius":"4px","dim_font_size":"14px","dim_spacing_size":"1.5rem",
 				"font_family_body":"Segoe UI,Arial, sans-serif","font_family_heading":"'Segoe UI', \"Arial\"","unknown_key":"#fff"}`,
 			want: []string{
-				"--sl-accent: #2a4d69;", "--sl-backdrop: #1d273380;", "--sl-bg: #eef1f4;", "--sl-critical: #b3261e;",
-				"--sl-error-border: #b3261e;", "--sl-fg: #1d2733;", "--sl-focus: #2a4d69;",
 				"--sl-font-body: Segoe UI, Arial, sans-serif;", `--sl-font-heading: 'Segoe UI', "Arial";`,
-				"--sl-font-size: 14px;", "--sl-radius: 4px;", "--sl-space: 1.5rem;", "--sl-success: rgb(46, 125, 50);",
+				"--sl-font-size: 14px;", "--sl-radius: 4px;", "--sl-space: 1.5rem;",
+			},
+		},
+		{
+			// Colours that keep their contrast are used as sent, as #rrggbb.
+			name: "colours with enough contrast",
+			doc:  `{"color_error":"#b3261e","color_highlight":"#2a4d69","color_modal_backdrop":"#1d273380","color_success":"rgb(21, 128, 61)","color_text":"#000"}`,
+			want: []string{
+				"--sl-accent: #2a4d69;", "--sl-backdrop: #1d273380;", "--sl-critical: #b3261e;", "--sl-error-border: #b3261e;",
+				"--sl-fg: #000000;", "--sl-focus: #2a4d69;",
 			},
 		},
 		{
@@ -37,7 +42,8 @@ func TestCSS(t *testing.T) {
 		},
 		{name: "not an object", doc: `["#fff"]`},
 		{name: "not JSON", doc: `color_background: #fff`},
-		{name: "kept beside a bad value", doc: `{"color_text":"#000","color_background":"</style>"}`, want: []string{"--sl-fg: #000;"}},
+		{name: "kept beside a bad value", doc: `{"color_text":"#000","color_background":"</style>"}`, want: []string{"--sl-fg: #000000;"}},
+		{name: "channels out of range are dropped", doc: `{"color_text":"rgb(300, 0, 0)","color_highlight":"rgb(10%, 20, 30)","color_error":"rgba(0, 0, 0, 1.5)"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
