@@ -80,8 +80,7 @@ const contrastJS = `(() => {
 // frame while the EHR's smart_style_url sends a low-contrast theme, and runs
 // axe-core's WCAG 2.1 A and AA rules on each at 360 px and 1280 px: no
 // violation. On the themed views it also checks that the theme is in force
-// and that the focus ring (which axe does not check) keeps 3:1 against the
-// page and its panels.
+// and that the focus ring and the period chips' outlines keep 3:1.
 func TestAccessibilityUnderEHRTheme(t *testing.T) {
 	src := mustAxeSource(t)
 	style := ehrsim.LowContrastStyle()
@@ -144,8 +143,10 @@ func TestAccessibilityUnderEHRTheme(t *testing.T) {
 }
 
 // checkThemeInForce checks that the page's background is the EHR's (so the
-// theme stylesheet was fetched and applied) and that the focus ring keeps 3:1
-// against the page and the panels the CSS draws on it.
+// theme stylesheet was fetched and applied), and two contrasts axe does not
+// check (WCAG 1.4.11): the focus ring against the page and the panels the CSS
+// draws on it, and the outline of an unchecked period chip, which is all that
+// shows it is a control, against its inside and the filters around it.
 func checkThemeInForce(t *testing.T, tab *e2e.Tab, ehrBackground string) {
 	t.Helper()
 	mustEval(t, tab, contrastJS, nil)
@@ -153,14 +154,21 @@ func checkThemeInForce(t *testing.T, tab *e2e.Tab, ehrBackground string) {
 		Page  string             `json:"page"`
 		Want  string             `json:"want"`
 		Focus map[string]float64 `json:"focus"`
+		Chip  map[string]float64 `json:"chip"`
 	}
 	mustEval(t, tab, `(() => {
 		const page = getComputedStyle(document.body).backgroundColor, want = __e2eColor(`+jsQuote(ehrBackground)+`);
-		const focus = {};
+		const focus = {}, chip = {};
 		for (const bg of ["--sl-bg", "--sl-surface", "--sl-error-bg", "--sl-warning-bg", "--sl-info-bg"]) {
 			focus[bg] = __e2eRatio(__e2eColor("var(--sl-focus)"), __e2eColor("var(" + bg + ")"));
 		}
-		return {page, want, focus};
+		const c = document.querySelector(".sl-chip > input:not(:checked) + span");
+		if (c) {
+			const edge = getComputedStyle(c).borderTopColor;
+			chip["its own background"] = __e2eRatio(edge, getComputedStyle(c).backgroundColor);
+			chip["the filters"] = __e2eRatio(edge, getComputedStyle(c.closest("form")).backgroundColor);
+		}
+		return {page, want, focus, chip};
 	})()`, &got)
 	if got.Page != got.Want {
 		t.Fatalf("page background = %s, want the EHR's %s: the theme is not in force", got.Page, got.Want)
@@ -168,6 +176,11 @@ func checkThemeInForce(t *testing.T, tab *e2e.Tab, ehrBackground string) {
 	for bg, r := range got.Focus {
 		if r < 3 {
 			t.Errorf("focus ring on %s: %.2f:1, want at least 3:1", bg, r)
+		}
+	}
+	for bg, r := range got.Chip {
+		if r < 3 {
+			t.Errorf("outline of an unchecked period chip against %s: %.2f:1, want at least 3:1", bg, r)
 		}
 	}
 }

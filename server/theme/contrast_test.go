@@ -49,6 +49,7 @@ var pairs = func() []pair {
 	graphic("Sign out and noscript Apply borders", "--sl-accent", "--sl-bg", "--sl-surface")
 	graphic("focus ring", "--sl-focus", "--sl-bg", "--sl-surface", "--sl-error-bg", "--sl-warning-bg")
 	graphic("checked period chip in the filters", "--sl-accent", "--sl-surface")
+	graphic("outline of an unchecked period chip", "--sl-control", "--sl-bg", "--sl-surface")
 	graphic("chart points", "--sl-accent", "--sl-bg", "--sl-band")
 	graphic("abnormal chart points", "--sl-high", "--sl-bg", "--sl-band")
 	graphic("critical chart points", "--sl-critical", "--sl-bg", "--sl-band")

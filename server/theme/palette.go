@@ -43,8 +43,10 @@ var palette = []colour{
 	{name: "--sl-warning-bg", def: "#fffbeb", tint: "--sl-warning-border", part: 0.08, ground: "the incomplete-list banner and status notes"},
 	{name: "--sl-info-bg", def: "#eff6ff", tint: "--sl-info-border", part: 0.06, ground: "information notices"},
 	{name: "--sl-band", def: "#dcfce7", tint: "--sl-success", part: 0.15, ground: "the reference band of charts"},
-	{name: "--sl-border", def: "#d1d5db", tint: "--sl-fg", part: 0.2,
-		ground: "separators, grid lines and input outlines; never the EHR's colour, and every input has a visible label"},
+	// Outlines of controls are --sl-control; the search box and the selects
+	// still draw theirs in this colour (border-sl-border in their templates),
+	// below 3:1 in our default theme too.
+	{name: "--sl-border", def: "#d1d5db", tint: "--sl-fg", part: 0.2, ground: "separators between rows and chart grid lines, which are decoration"},
 	{name: "--sl-backdrop", def: "#1f293780", translucent: true, ground: "behind a dialog, never behind text"},
 
 	{name: "--sl-fg", def: "#1f2937", text: panels},
@@ -53,6 +55,8 @@ var palette = []colour{
 	// Links, view tabs and the Sign out button; chart points.
 	{name: "--sl-accent", def: "#1d4ed8", text: panels, graphic: []string{"--sl-band"}},
 	{name: "--sl-focus", def: "#1d4ed8", graphic: panels},
+	// The outline of a control: what shows an unchecked period chip is one.
+	{name: "--sl-control", def: "#6b7280", graphic: panels},
 	{name: "--sl-critical", def: "#b91c1c", text: panels, graphic: []string{"--sl-band"}},
 	{name: "--sl-high", def: "#92400e", text: panels, graphic: []string{"--sl-band"}},
 	{name: "--sl-low", def: "#1e40af", text: panels},
