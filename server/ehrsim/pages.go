@@ -146,7 +146,8 @@ func DefaultStyle() map[string]string {
 
 // LowContrastStyle is a typical EHR theme that breaks contrast when used as
 // sent: a mid-blue highlight, grey text and a pale error red on a light grey
-// background. Each of its colours is below WCAG AA against its background.
+// background. Its highlight, text, error and success colours are each below
+// 4.5:1 (WCAG AA for text) against its background.
 func LowContrastStyle() map[string]string {
 	return map[string]string{
 		"color_background":     "#e8e8e8",
