@@ -25,6 +25,11 @@ type wireConcept struct {
 
 type wireReference struct {
 	Reference string `json:"reference"`
+	Display   string `json:"display"`
+}
+
+type wireAnnotation struct {
+	Text string `json:"text"`
 }
 
 // wireNumber is a JSON number kept exactly as sent (e.g. "5.40"); null gives "".
@@ -59,9 +64,18 @@ type wireQuantity struct {
 }
 
 type wireRange struct {
+	Low       *wireQuantity `json:"low"`
+	High      *wireQuantity `json:"high"`
+	Text      string        `json:"text"`
+	Type      *wireConcept  `json:"type"`
+	AppliesTo []wireConcept `json:"appliesTo"`
+	Age       *wireAgeRange `json:"age"`
+}
+
+// wireAgeRange is referenceRange.age: a Range of ages.
+type wireAgeRange struct {
 	Low  *wireQuantity `json:"low"`
 	High *wireQuantity `json:"high"`
-	Text string        `json:"text"`
 }
 
 // wireValue is the value[x] choice shared by Observation and its components.
@@ -91,13 +105,17 @@ type wireObservation struct {
 	EffectivePeriod   *struct {
 		Start string `json:"start"`
 	} `json:"effectivePeriod"`
-	Issued           string          `json:"issued"`
-	DataAbsentReason *wireConcept    `json:"dataAbsentReason"`
-	ReferenceRange   []wireRange     `json:"referenceRange"`
-	Interpretation   []wireConcept   `json:"interpretation"`
-	Component        []wireComponent `json:"component"`
-	HasMember        []wireReference `json:"hasMember"`
-	DerivedFrom      []wireReference `json:"derivedFrom"`
+	Issued           string           `json:"issued"`
+	DataAbsentReason *wireConcept     `json:"dataAbsentReason"`
+	ReferenceRange   []wireRange      `json:"referenceRange"`
+	Interpretation   []wireConcept    `json:"interpretation"`
+	Component        []wireComponent  `json:"component"`
+	HasMember        []wireReference  `json:"hasMember"`
+	DerivedFrom      []wireReference  `json:"derivedFrom"`
+	BasedOn          []wireReference  `json:"basedOn"`
+	Note             []wireAnnotation `json:"note"`
+	Specimen         *wireReference   `json:"specimen"`
+	Performer        []wireReference  `json:"performer"`
 }
 
 type wireHumanName struct {
@@ -249,7 +267,11 @@ func toRanges(ws []wireRange) []Range {
 	}
 	out := make([]Range, len(ws))
 	for i, w := range ws {
-		out[i] = Range{Low: toQuantity(w.Low), High: toQuantity(w.High), Text: w.Text}
+		out[i] = Range{Low: toQuantity(w.Low), High: toQuantity(w.High), Text: w.Text,
+			Type: toConceptPtr(w.Type), AppliesTo: toConcepts(w.AppliesTo)}
+		if w.Age != nil {
+			out[i].AgeLow, out[i].AgeHigh = toQuantity(w.Age.Low), toQuantity(w.Age.High)
+		}
 	}
 	return out
 }
@@ -265,6 +287,29 @@ func toValue(w wireValue) Value {
 	default:
 		return Value{}
 	}
+}
+
+// toReferences converts wire References, keeping their display text.
+func toReferences(ws []wireReference) []Reference {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]Reference, len(ws))
+	for i, w := range ws {
+		out[i] = Reference{Reference: w.Reference, Display: w.Display}
+	}
+	return out
+}
+
+// toNotes keeps the texts of annotations; empty ones are left out.
+func toNotes(ws []wireAnnotation) []string {
+	var out []string
+	for _, w := range ws {
+		if w.Text != "" {
+			out = append(out, w.Text)
+		}
+	}
+	return out
 }
 
 func toRefs(ws []wireReference) []string {
@@ -311,6 +356,12 @@ func toObservation(w *wireObservation) Observation {
 		Interpretation: toConcepts(w.Interpretation),
 		HasMember:      toRefs(w.HasMember),
 		DerivedFrom:    toRefs(w.DerivedFrom),
+		BasedOn:        toReferences(w.BasedOn),
+		Notes:          toNotes(w.Note),
+		Performers:     toReferences(w.Performer),
+	}
+	if w.Specimen != nil {
+		o.Specimen = Reference{Reference: w.Specimen.Reference, Display: w.Specimen.Display}
 	}
 	for _, c := range w.Code.Coding {
 		if c.System == loincSystem {

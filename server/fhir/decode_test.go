@@ -172,6 +172,39 @@ func TestDecodeObservation(t *testing.T) {
 			},
 		},
 		{
+			fixture: "obs-epic.json",
+			want: func(t *testing.T) Observation {
+				ucum := "http://unitsofmeasure.org"
+				return Observation{
+					ID: "eK1", Status: "final",
+					Code: Concept{Text: "POTASSIUM", Codings: []Coding{
+						{System: "urn:oid:1.2.840.114350.1.13.501.2.7.2.768282", Code: "1526", Display: "POTASSIUM"},
+					}},
+					Subject:   "Patient/pat1",
+					Effective: mustTime(t, "2024-03-05T14:07:00Z"),
+					Issued:    mustTime(t, "2024-03-05T16:30:00Z"),
+					Value: Value{Kind: ValueQuantity, Quantity: Quantity{
+						Value: 5.6, ValueText: "5.6", Unit: "mmol/L", System: ucum, Code: "mmol/L",
+					}},
+					Ranges: []Range{
+						{
+							Low:       &Quantity{Value: 3.5, ValueText: "3.5", Unit: "mmol/L", System: ucum, Code: "mmol/L"},
+							High:      &Quantity{Value: 5.1, ValueText: "5.1", Unit: "mmol/L", System: ucum, Code: "mmol/L"},
+							Text:      "3.5 - 5.1 mmol/L",
+							Type:      &Concept{Codings: []Coding{{System: "http://terminology.hl7.org/CodeSystem/referencerange-meaning", Code: "normal"}}},
+							AppliesTo: []Concept{{Codings: []Coding{{System: "http://snomed.info/sct", Code: "248152002", Display: "Female"}}}},
+							AgeLow:    &Quantity{Value: 18, ValueText: "18", Unit: "years", System: ucum, Code: "a"},
+						},
+						{Text: "NR"},
+					},
+					BasedOn:    []Reference{{Reference: "ServiceRequest/o77", Display: "BASIC METABOLIC PANEL"}},
+					Notes:      []string{"SPECIMEN SLIGHTLY HEMOLYZED.", "Repeat advised."},
+					Specimen:   Reference{Reference: "Specimen/s9", Display: "Blood"},
+					Performers: []Reference{{Reference: "Organization/lab1", Display: "Riverside Core Laboratory"}},
+				}
+			},
+		},
+		{
 			fixture: "obs-period.json",
 			want: func(t *testing.T) Observation {
 				return Observation{

@@ -547,6 +547,25 @@ func (d *streamDecoder) resource(w *wireResource) error {
 			return d.references(&w.HasMember)
 		case "derivedFrom":
 			return d.references(&w.DerivedFrom)
+		case "basedOn":
+			return d.references(&w.BasedOn)
+		case "performer":
+			return d.references(&w.Performer)
+		case "specimen":
+			w.Specimen = &wireReference{}
+			return d.reference(w.Specimen)
+		case "note":
+			w.Note = make([]wireAnnotation, 0, 1)
+			return d.array(func() error {
+				w.Note = append(w.Note, wireAnnotation{})
+				a := &w.Note[len(w.Note)-1]
+				return d.object(func(name []byte) error {
+					if string(name) == "text" {
+						return d.strInto(&a.Text)
+					}
+					return d.skip()
+				})
+			})
 		case "issue":
 			w.Issue = make([]wireIssue, 0, 1)
 			return d.array(func() error {
@@ -652,8 +671,11 @@ func (d *streamDecoder) concepts(ws *[]wireConcept) error {
 // reference reads a Reference.
 func (d *streamDecoder) reference(w *wireReference) error {
 	return d.object(func(name []byte) error {
-		if string(name) == "reference" {
+		switch string(name) {
+		case "reference":
 			return d.strInto(&w.Reference)
+		case "display":
+			return d.strInto(&w.Display)
 		}
 		return d.skip()
 	})
@@ -700,6 +722,26 @@ func (d *streamDecoder) ranges(ws *[]wireRange) error {
 				return d.quantity(r.High)
 			case "text":
 				return d.strInto(&r.Text)
+			case "type":
+				r.Type = &wireConcept{}
+				return d.concept(r.Type)
+			case "appliesTo":
+				// Ranges are never read inside a concept array, so these
+				// concepts are contiguous in their own arena.
+				return d.concepts(&r.AppliesTo)
+			case "age":
+				r.Age = &wireAgeRange{}
+				return d.object(func(name []byte) error {
+					switch string(name) {
+					case "low":
+						r.Age.Low = d.newQuantity()
+						return d.quantity(r.Age.Low)
+					case "high":
+						r.Age.High = d.newQuantity()
+						return d.quantity(r.Age.High)
+					}
+					return d.skip()
+				})
 			}
 			return d.skip()
 		})

@@ -207,6 +207,9 @@ func TestStreamMatchesReflectEdges(t *testing.T) {
 		{"whitespace", " \n\t{ \"resourceType\" : \"Bundle\" , \"entry\" : [ ] } \r\n", true},
 		{"deep", `{"resourceType":"Bundle","x":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`, false},
 		{"components", string(wrapEntries(`{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120},"interpretation":[{"text":"H"}]},{"valueString":"x","dataAbsentReason":{"text":"n"}}],"hasMember":[{"reference":"Observation/1"}],"derivedFrom":[{"reference":"Observation/2"}],"effectivePeriod":{"start":"2024-01-02"},"issued":"2024-01-02T03:04:05Z"}`)), true},
+		{"epic shapes", string(wrapEntries(`{"resourceType":"Observation","subject":{"reference":"Patient/p1","display":"X"},"basedOn":[{"reference":"ServiceRequest/1","display":"BMP"},{"display":"only text"}],"specimen":{"display":"Blood"},"performer":[{"reference":"Organization/2","display":"Lab"}],"note":[{"text":"a"},{"time":"2024-01-01","text":"b"},{}],"referenceRange":[{"type":{"text":"normal"},"appliesTo":[{"text":"Female"},{"coding":[{"code":"248152002"}]}],"age":{"low":{"value":18,"code":"a"},"high":{"value":65,"code":"a"}}},{"age":{}}]}`)), true},
+		{"null note text", string(wrapEntries(`{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"note":[{"text":null}]}`)), false},
+		{"null display", string(wrapEntries(`{"resourceType":"Observation","subject":{"reference":"Patient/p1","display":null}}`)), false},
 		{"issue wrong type on observation", string(wrapEntries(`{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"issue":"x"}`)), false},
 	}
 	for _, tt := range tests {
@@ -220,7 +223,7 @@ func TestStreamMatchesReflectEdges(t *testing.T) {
 
 // FuzzStreamMatchesReflect checks that both decoders agree on any body.
 func FuzzStreamMatchesReflect(f *testing.F) {
-	for _, name := range []string{"obs-quantity-comparator", "obs-components", "obs-absent", "obs-corrected", "obs-codeable", "obs-string", "obs-period"} {
+	for _, name := range []string{"obs-quantity-comparator", "obs-epic", "obs-components", "obs-absent", "obs-corrected", "obs-codeable", "obs-string", "obs-period"} {
 		b, err := os.ReadFile("testdata/" + name + ".json")
 		if err != nil {
 			f.Fatal(err)

@@ -69,6 +69,22 @@ type Range struct {
 	Low, High *Quantity
 	// Text is the range as text, as sent.
 	Text string
+	// Type is what the range means (normal, recommended, therapeutic, ...); nil when absent.
+	Type *Concept
+	// AppliesTo are the populations the range is meant for (e.g. female);
+	// when there are several, every one must hold.
+	AppliesTo []Concept
+	// AgeLow and AgeHigh bound the ages the range is meant for; nil when that
+	// side is open or the range has no age.
+	AgeLow, AgeHigh *Quantity
+}
+
+// Reference is a reference to another resource, with its display text.
+type Reference struct {
+	// Reference is e.g. ServiceRequest/123; empty when only a display was sent.
+	Reference string
+	// Display is the text the server gave for the target, e.g. "BASIC METABOLIC PANEL".
+	Display string
 }
 
 // Component is one part of a multi-component Observation.
@@ -102,6 +118,14 @@ type Observation struct {
 	Interpretation []Concept
 	// HasMember and DerivedFrom are references, kept for panels.
 	HasMember, DerivedFrom []string
+	// BasedOn are the orders (ServiceRequest) the result fulfils.
+	BasedOn []Reference
+	// Notes are the texts of Observation.note, as sent.
+	Notes []string
+	// Specimen is the specimen the result was measured on; zero when absent.
+	Specimen Reference
+	// Performers are who produced the result (the performing lab among them).
+	Performers []Reference
 }
 
 // Outcome is the meaning of one OperationOutcome issue, in plain words.
