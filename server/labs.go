@@ -361,11 +361,19 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 		p.BannerPending = l.NeedPatientBanner
 	}
 
+	// Flags computed from ranges by sex or age need the patient, known once
+	// the fetch is done; until then only ranges for everyone are used.
+	var subj labsview.Subject
+	if snap.Done && fin.PatientErr == nil {
+		subj = labsview.SubjectOf(fin.Patient)
+	}
+	results := labsview.ForSubject(snap.Results, subj)
+
 	now := s.now()
 	switch {
 	case v.key != "":
 		p.Mode = labs.ModeAnalyte
-		p.Analyte = labsview.AnalyteOf(snap.Results, v.key, base, v.mode, v.filter)
+		p.Analyte = labsview.AnalyteOf(results, v.key, base, v.mode, v.filter)
 		if p.Analyte == nil {
 			if !snap.Done {
 				// Its results may still be on their way.
@@ -377,10 +385,10 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 		}
 		p.Shown = len(p.Analyte.Rows)
 	case v.mode == labs.ModeList:
-		rs := labsview.Apply(snap.Results, v.filter, now, true)
+		rs := labsview.Apply(results, v.filter, now, true)
 		p.Rows, p.Shown = labsview.RowsOf(rs), len(rs)
 	default:
-		rs := labsview.Apply(snap.Results, v.filter, now, false)
+		rs := labsview.Apply(results, v.filter, now, false)
 		p.Summary = labsview.SummaryOf(rs, v.filter, base)
 		p.Shown = len(rs)
 		if v.filter.Abnormal {

@@ -70,6 +70,11 @@ var shapes = map[string]labs.Row{
 		ID: "obs-a", Name: "Glucose", Absent: "Not performed", Range: "3.9–5.5",
 		Collected: "26 Feb 2024 06:00", CollectedISO: "2024-02-26T06:00:00Z", Status: "final",
 	},
+	"computed": {
+		ID: "obs-kc", Name: "Potassium", Value: "5.6", Unit: "mmol/L", Range: "3.5–5.1",
+		Flag: labs.FlagHigh, FlagText: "High", FlagHint: "outside 3.5–5.1", Collected: "2 Mar 2024 08:15",
+		CollectedISO: "2024-03-02T08:15:00-05:00", Status: "final",
+	},
 	"corrected": {
 		ID: "obs-na", Name: "Sodium", Value: "128", Unit: "mmol/L", Range: "135–145",
 		Flag: labs.FlagCriticalLow, Collected: "25 Feb 2024 10:00",
@@ -99,6 +104,8 @@ func TestRowShapes(t *testing.T) {
 			}},
 		"absent": {name: "Glucose", absent: "No value: Not performed", rng: "3.9–5.5", flag: "— none",
 			collected: "26 Feb 2024 06:00", datetime: "2024-02-26T06:00:00Z", status: "Final"},
+		"computed": {name: "Potassium", value: "5.6", unit: "mmol/L", rng: "3.5–5.1", flag: "▲ High outside 3.5–5.1",
+			collected: "2 Mar 2024 08:15", datetime: "2024-03-02T08:15:00-05:00", status: "Final"},
 		"corrected": {name: "Sodium", value: "128", unit: "mmol/L", rng: "135–145", flag: "▼▼ Critical low",
 			collected: "25 Feb 2024 10:00", datetime: "2024-02-25T10:00:00Z", statusNote: "Corrected", status: "Corrected", critical: true},
 	}
@@ -182,6 +189,31 @@ func TestFlagsHaveTextNotOnlyColour(t *testing.T) {
 				t.Error("flag has no text visible to assistive technology")
 			}
 		})
+	}
+}
+
+// TestComputedFlagHint: a flag smartlabs computed shows the lab's words and
+// symbol and, visibly and to assistive technology, the range it is outside;
+// a lab's flag has no hint.
+func TestComputedFlagHint(t *testing.T) {
+	computed, lab := shapes["computed"], shapes["quantity"]
+	for _, p := range []labs.Props{baseProps(computed, lab), summaryProps(computed)} {
+		doc := mustFragmentDoc(t, p)
+		var got []string
+		doc.Find(`[data-testid="flag"]`).Each(func(_ int, f *goquery.Selection) {
+			hint := f.NextFiltered(`[data-testid="flag-hint"]`)
+			got = append(got, text(f)+"|"+f.AttrOr("data-computed", "")+"|"+text(hint))
+			if hint.Length() > 0 && (hint.AttrOr("aria-hidden", "") != "" || hint.HasClass("sr-only")) {
+				t.Error("the hint is hidden")
+			}
+		})
+		want := []string{"▲ High|true|outside 3.5–5.1", "▲ High||"}
+		if p.Mode == labs.ModeSummary {
+			want = want[:1]
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("mode %d flags (-want +got):\n%s", p.Mode, diff)
+		}
 	}
 }
 

@@ -103,6 +103,9 @@ type Row struct {
 	// Flag is the interpretation flag; FlagText is its words, e.g. "High", "Critical low".
 	Flag     Flag
 	FlagText string
+	// FlagHint is set when the flag was computed from the reference range
+	// because the lab sent none: "outside 3.5–5.1", "below 60", "above 200".
+	FlagHint string
 	// Collected is the collection time, formatted; CollectedISO is its machine form for <time datetime>.
 	Collected    string
 	CollectedISO string

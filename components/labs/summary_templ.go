@@ -389,7 +389,7 @@ func summaryLine(a AnalyteLine) templ.Component {
 			}
 		}
 		if a.Latest.Flag != FlagNone || a.Latest.FlagText != "" {
-			templ_7745c5c3_Err = flag(a.Latest.Flag, a.Latest.FlagText).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = rowFlag(a.Latest.Flag, a.Latest.FlagText, a.Latest.FlagHint).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -218,7 +218,7 @@ func row(r Row) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if r.Flag != FlagNone || r.FlagText != "" {
-			templ_7745c5c3_Err = flag(r.Flag, r.FlagText).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = rowFlag(r.Flag, r.FlagText, r.FlagHint).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

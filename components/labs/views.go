@@ -162,6 +162,8 @@ type Point struct {
 	Value float64
 	Text  string
 	Flag  Flag
+	// Hint is the flag's FlagHint: set when the flag was computed.
+	Hint string
 }
 
 // rowFlagged reports whether a row or any of its components has a flag.

@@ -43,6 +43,15 @@ type Result struct {
 	Panel bool
 	// Size estimates the bytes the result holds, for the cache's bound.
 	Size int
+
+	// ranges are the reference ranges a flag or the range shown may come
+	// from, kept when they depend on the patient's sex or age (bySubject), to
+	// be picked for the patient by ForSubject. computable is true when the
+	// lab sent no interpretation and the value is a plain number, so a flag
+	// may be computed.
+	ranges     []refRange
+	bySubject  bool
+	computable bool
 }
 
 // loincCode is the shape of a LOINC code; other codes are hashed into keys.
@@ -103,11 +112,42 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 			r.High = &v
 		}
 	}
+	computeFlag(&r, o)
 	r.Members = refIDs(o.HasMember)
 	r.DerivedFrom = refIDs(o.DerivedFrom)
 	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
-	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 200
+	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + 200
 	return r
+}
+
+// computeFlag computes r's flag when the lab sent none (see flags.go). A
+// flag that depends on the patient's sex or age is left to ForSubject.
+func computeFlag(r *Result, o *fhir.Observation) {
+	if len(o.Ranges) == 0 {
+		return
+	}
+	r.computable = r.HasNum && len(o.Interpretation) == 0
+	bySubject := false
+	for i := range o.Ranges {
+		if len(o.Ranges[i].AppliesTo) > 0 || o.Ranges[i].AgeLow != nil || o.Ranges[i].AgeHigh != nil {
+			bySubject = true
+			break
+		}
+	}
+	if !r.computable && !bySubject {
+		return
+	}
+	unit := ""
+	if r.computable {
+		unit = ucumCode(&o.Value.Quantity)
+	}
+	r.ranges = refRangesOf(o.Ranges, unit)
+	if bySubject {
+		r.bySubject = true
+		return
+	}
+	computedFlag(r, Subject{})
+	r.ranges, r.computable = nil, false
 }
 
 // number is q's value when q has one that a float64 holds: not absent, not
@@ -143,7 +183,7 @@ func analyteKey(o *fhir.Observation) string {
 // rowSize estimates the bytes a row's strings take.
 func rowSize(r *labs.Row) int {
 	n := len(r.ID) + len(r.Name) + len(r.Value) + len(r.Unit) + len(r.Absent) + len(r.Range) +
-		len(r.FlagText) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
+		len(r.FlagText) + len(r.FlagHint) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
 	for _, c := range r.Components {
 		n += len(c.Name) + len(c.Value) + len(c.Unit) + len(c.Absent) + len(c.Range) + len(c.FlagText) + 120
 	}
@@ -423,7 +463,7 @@ func chartOf(newestFirst []*Result, latest *Result) labs.Chart {
 	c := labs.Chart{Unit: latest.Row.Unit}
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		r := newestFirst[i]
-		c.Points = append(c.Points, labs.Point{At: r.At, Label: r.Row.Collected, Value: r.Num, Text: r.Row.Value, Flag: pointFlag(&r.Row)})
+		c.Points = append(c.Points, labs.Point{At: r.At, Label: r.Row.Collected, Value: r.Num, Text: r.Row.Value, Flag: pointFlag(&r.Row), Hint: r.Row.FlagHint})
 	}
 	if len(newestFirst) > 0 {
 		ref := newestFirst[0]
