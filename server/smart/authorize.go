@@ -24,8 +24,10 @@ const (
 // DefaultScopes returns the scopes asked for when the issuer has no override.
 // online_access asks for a refresh token that lives as long as the user's EHR
 // session, so a chart left open for hours keeps working without a new launch.
+// DiagnosticReport gives the panels their reports; the app works without it
+// (an EHR may grant it or not, see Grants).
 func DefaultScopes(kind LaunchKind) string {
-	const rest = " openid fhirUser online_access patient/Patient.read patient/Observation.read"
+	const rest = " openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"
 	if kind == StandaloneLaunch {
 		return "launch/patient" + rest
 	}

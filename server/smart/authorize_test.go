@@ -32,15 +32,15 @@ func TestNewAuthRequest(t *testing.T) {
 		wantScope  string
 	}{
 		{"ehr launch", d, nil, "LAUNCH-TOKEN-xyz", "GET",
-			"launch openid fhirUser online_access patient/Patient.read patient/Observation.read"},
+			"launch openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"},
 		{"standalone launch", d, nil, "", "GET",
-			"launch/patient openid fhirUser online_access patient/Patient.read patient/Observation.read"},
+			"launch/patient openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"},
 		{"scope override", d, func(i config.Issuer) config.Issuer { i.Scopes = "launch openid"; return i }, "L", "GET",
 			"launch openid"},
 		{"form post", d, func(i config.Issuer) config.Issuer { i.AuthorizePost = true; return i }, "L", "POST",
-			"launch openid fhirUser online_access patient/Patient.read patient/Observation.read"},
+			"launch openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"},
 		{"form post not advertised", &noPost, func(i config.Issuer) config.Issuer { i.AuthorizePost = true; return i }, "L", "GET",
-			"launch openid fhirUser online_access patient/Patient.read patient/Observation.read"},
+			"launch openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,8 +136,8 @@ func TestDefaultScopes(t *testing.T) {
 		kind LaunchKind
 		want string
 	}{
-		{EHRLaunch, "launch openid fhirUser online_access patient/Patient.read patient/Observation.read"},
-		{StandaloneLaunch, "launch/patient openid fhirUser online_access patient/Patient.read patient/Observation.read"},
+		{EHRLaunch, "launch openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"},
+		{StandaloneLaunch, "launch/patient openid fhirUser online_access patient/Patient.read patient/Observation.read patient/DiagnosticReport.read"},
 	}
 	for _, tt := range tests {
 		if got := DefaultScopes(tt.kind); got != tt.want {
