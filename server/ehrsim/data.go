@@ -50,6 +50,7 @@ type patientSpec struct {
 	outcome                                   string // Epic outcome code on page 1 besides 4101.
 	xss                                       bool   // one lab name carries a script tag.
 	edge                                      bool   // the edge-case numbers and dates of edgeTests.
+	epic                                      bool   // the shapes of a production Epic system (epic.go).
 }
 
 func (p *patientSpec) info() PatientInfo {
@@ -79,6 +80,7 @@ var patientSpecs = []patientSpec{
 	{id: "eEdg3NumB3rsXq7Lp0Zt9Vw3", family: "Edge", given: "Numbers", gender: "other", birthDate: "1980-02-29",
 		mrn: "203717", encounter: "eEdg3Enc0unTr1Qm4Ks8Yaw3", dstu2ID: "TEdg3Du2Mx7Qp1Lz9Wc4NbAB",
 		results: edgeResultCount, years: 1, seed: 66, edge: true},
+	epicPatient,
 }
 
 // rangeKind says how an analyte's reference range is expressed.
@@ -251,15 +253,26 @@ type (
 		Text   string   `json:"text,omitempty"`
 	}
 	quantity struct {
-		Value  json.Number `json:"value"`
-		Unit   string      `json:"unit,omitempty"`
-		System string      `json:"system,omitempty"`
-		Code   string      `json:"code,omitempty"`
+		Value      json.Number `json:"value"`
+		Comparator string      `json:"comparator,omitempty"`
+		Unit       string      `json:"unit,omitempty"`
+		System     string      `json:"system,omitempty"`
+		Code       string      `json:"code,omitempty"`
 	}
 	referenceRange struct {
+		Low       *quantity         `json:"low,omitempty"`
+		High      *quantity         `json:"high,omitempty"`
+		Type      *codeableConcept  `json:"type,omitempty"`
+		AppliesTo []codeableConcept `json:"appliesTo,omitempty"`
+		Age       *ageRange         `json:"age,omitempty"`
+		Text      string            `json:"text,omitempty"`
+	}
+	ageRange struct {
 		Low  *quantity `json:"low,omitempty"`
 		High *quantity `json:"high,omitempty"`
-		Text string    `json:"text,omitempty"`
+	}
+	annotation struct {
+		Text string `json:"text"`
 	}
 	reference struct {
 		Reference string `json:"reference"`
@@ -287,6 +300,10 @@ type (
 		Interpretation       []codeableConcept `json:"interpretation,omitempty"`
 		ReferenceRange       []referenceRange  `json:"referenceRange,omitempty"`
 		Component            []component       `json:"component,omitempty"`
+		BasedOn              []reference       `json:"basedOn,omitempty"`
+		Specimen             *reference        `json:"specimen,omitempty"`
+		Performer            []reference       `json:"performer,omitempty"`
+		Note                 []annotation      `json:"note,omitempty"`
 	}
 )
 
@@ -471,6 +488,10 @@ func observationID(patientID string, seq int) string {
 func generate(p *patientSpec, anchor time.Time) []observation {
 	if p.edge {
 		return generateEdge(p)
+	}
+	if p.epic {
+		obs, _ := generateEpic(p)
+		return obs
 	}
 	if p.results == 0 {
 		return []observation{}

@@ -336,6 +336,15 @@ func (s *Sim) handleMetadata(w http.ResponseWriter, r *http.Request) {
 							map[string]string{"name": "_count", "type": "number"},
 						},
 					},
+					map[string]any{
+						"type":        "DiagnosticReport",
+						"interaction": []any{map[string]string{"code": "search-type"}},
+						"searchParam": []any{
+							map[string]string{"name": "patient", "type": "reference"},
+							map[string]string{"name": "category", "type": "token"},
+							map[string]string{"name": "_count", "type": "number"},
+						},
+					},
 				},
 			}},
 		})
@@ -362,6 +371,7 @@ func (s *Sim) handleMetadata(w http.ResponseWriter, r *http.Request) {
     </security>
     <resource><type value="Patient"/><interaction><code value="read"/></interaction></resource>
     <resource><type value="Observation"/><interaction><code value="search-type"/></interaction></resource>
+    <resource><type value="DiagnosticReport"/><interaction><code value="search-type"/></interaction></resource>
   </rest>
 </CapabilityStatement>
 `, oauthURIsExtURL, html.EscapeString(authz), html.EscapeString(token), securityServices)

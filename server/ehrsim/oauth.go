@@ -259,6 +259,7 @@ func (s *Sim) handleSmartConfiguration(w http.ResponseWriter, r *http.Request) {
 		"scopes_supported": []string{
 			"openid", "fhirUser", "launch", "launch/patient", "offline_access", "online_access",
 			"patient/Patient.read", "patient/Observation.read", "patient/Patient.rs", "patient/Observation.rs",
+			"patient/DiagnosticReport.read", "patient/DiagnosticReport.rs",
 		},
 	}
 	if sw.ResponseISS {
@@ -423,7 +424,7 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.codes[code] = &codeGrant{
 		code: code, client: c.ID, redirectURI: redirectURI,
 		challenge: q.Get("code_challenge"), nonce: q.Get("nonce"),
-		scopes: grantedScopes(scopes), patient: patientID, encounter: encounter,
+		scopes: grantedScopes(scopes, sw.NoReportScope), patient: patientID, encounter: encounter,
 		exp: s.now().Add(codeLifetime),
 	}
 	s.mu.Unlock()
@@ -461,10 +462,15 @@ func validChallenge(c string) bool {
 	return err == nil
 }
 
-// grantedScopes keeps the scopes the simulator knows and drops the rest, as Epic does.
-func grantedScopes(asked []string) []string {
+// grantedScopes keeps the scopes the simulator knows and drops the rest, as
+// Epic does; noReports also drops DiagnosticReport scopes, as Epic does when
+// the app's registration lacks the DiagnosticReport API.
+func grantedScopes(asked []string, noReports bool) []string {
 	var out []string
 	for _, sc := range asked {
+		if noReports && strings.Contains(sc, "/DiagnosticReport.") {
+			continue
+		}
 		switch {
 		case sc == "launch", sc == "launch/patient", sc == "openid", sc == "fhirUser", sc == "profile",
 			sc == "offline_access", sc == "online_access",

@@ -96,6 +96,14 @@ type Switches struct {
 	// smart-launcher-v2 does (it sends the same launch value every time for
 	// the same settings); Epic's launch tokens are single use.
 	ReusableLaunch bool
+	// NoReportScope makes the authorization server drop DiagnosticReport
+	// scopes from every grant, as Epic does when the app's registration lacks
+	// the DiagnosticReport API.
+	NoReportScope bool
+	// FailReports, when set, makes the DiagnosticReport search answer this
+	// HTTP status with an error OperationOutcome; 200 answers a Bundle that
+	// holds only that OperationOutcome.
+	FailReports int
 	// MetadataOnly plays a server without SMART discovery whose OAuth issuer is
 	// its FHIR base: smart-configuration answers 404, so the endpoints come from
 	// the CapabilityStatement, and the FHIR base is the issuer in id_tokens, in
@@ -154,6 +162,8 @@ type Sim struct {
 	searches  map[string]*search
 	cursors   map[string]cursor
 	expiredBy map[string]bool
+	// reportPages are the DiagnosticReport searches' opaque next links.
+	reportPages map[string]reportCursor
 }
 
 // maxLoggedRequests bounds the request log so a long demo run cannot grow it without limit.
@@ -181,6 +191,7 @@ func New(opts Options) (*Sim, error) {
 		searches:     map[string]*search{},
 		cursors:      map[string]cursor{},
 		expiredBy:    map[string]bool{},
+		reportPages:  map[string]reportCursor{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -233,6 +244,7 @@ func (s *Sim) routes() *http.ServeMux {
 	m.HandleFunc("GET /fhir/R4/.well-known/openid-configuration", s.handleOpenIDConfiguration)
 	m.HandleFunc("GET /fhir/R4/Patient/{id}", s.handlePatient)
 	m.HandleFunc("GET /fhir/R4/Observation", s.handleObservationSearch)
+	m.HandleFunc("GET /fhir/R4/DiagnosticReport", s.handleReportSearch)
 	m.HandleFunc("OPTIONS /fhir/R4/", s.handlePreflight)
 	m.HandleFunc("/fhir/R4/", s.handleFHIRNotFound)
 
