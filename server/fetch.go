@@ -20,6 +20,8 @@ type launchData struct {
 	Patient    *fhir.Patient
 	PatientErr error
 	Labs       *fhir.LabsResult
+	// Reports is the DiagnosticReport search, nil when the grant lacks its scope.
+	Reports *fhir.ReportsResult
 }
 
 const (
@@ -65,8 +67,8 @@ func (s *Server) fetchLaunchData(ctx context.Context, l *session.Launch, onPage 
 	return s.fetchOnce(ctx, issuer, l, onPage), nil
 }
 
-// fetchOnce is one concurrent read of the Patient and search of the labs
-// at issuer, l's configured issuer, with l's token.
+// fetchOnce is one concurrent read of the Patient, search of the labs and,
+// when granted, of the lab reports at issuer, l's configured issuer, with l's token.
 func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *session.Launch, onPage func(fhir.Progress)) launchData {
 	fc := &fhir.Client{
 		HTTP: s.http, BaseURL: strings.TrimSuffix(issuer.ISS, "/"), Token: l.AccessToken,
@@ -74,9 +76,9 @@ func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *sessio
 		OnPage: onPage,
 	}
 	var (
-		wg       sync.WaitGroup
-		d        launchData
-		panicked error
+		wg                        sync.WaitGroup
+		d                         launchData
+		panicked, reportsPanicked error
 	)
 	wg.Add(1)
 	go func() {
@@ -84,9 +86,22 @@ func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *sessio
 		defer panics.Recover(&panicked)
 		d.Patient, d.PatientErr = fc.Patient(ctx, l.Patient)
 	}()
+	// The lab reports only name the panels: they are searched beside the
+	// results when the EHR granted them, and the view works without them.
+	if smart.Grants(l.Scope, "DiagnosticReport") {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer panics.Recover(&reportsPanicked)
+			d.Reports = fc.Reports(ctx, l.Patient)
+		}()
+	}
 	d.Labs = fc.Labs(ctx, l.Patient)
 	s.metrics.Results(issuer.Name, len(d.Labs.Observations))
 	wg.Wait()
+	if panicked == nil {
+		panicked = reportsPanicked
+	}
 	if panicked != nil {
 		// The Patient read's panic goes on here, where the fetch's own
 		// recovery (labscache) ends the fetch with it, stack and all.

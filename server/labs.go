@@ -18,6 +18,7 @@ import (
 	"smartlabs/server/fhir"
 	"smartlabs/server/labscache"
 	"smartlabs/server/labsview"
+	"smartlabs/server/metrics"
 	"smartlabs/server/session"
 )
 
@@ -250,8 +251,13 @@ func (s *Server) fetchLabs(l *session.Launch, reqID string) labscache.Fetch {
 			n := len(data.Labs.Observations)
 			e.AddPage(labsview.Results(data.Labs.Observations, s.loc), n, n, true)
 		}
-		s.auditFetch(l, reqID, data, ferr)
-		e.Finish(labscache.Final{Patient: data.Patient, PatientErr: data.PatientErr, Labs: data.Labs, Err: ferr, At: s.now()})
+		var reports []labsview.Report
+		reportsOutcome := ""
+		if ferr == nil {
+			reports, reportsOutcome = s.reportsOf(l, reqID, data)
+		}
+		s.auditFetch(l, reqID, data, ferr, reportsOutcome, len(reports))
+		e.Finish(labscache.Final{Patient: data.Patient, PatientErr: data.PatientErr, Labs: data.Labs, Reports: reports, Err: ferr, At: s.now()})
 		if ferr != nil || wrongPatient(data) || deniedAll(data) {
 			// A failed fetch is not kept: the requests waiting on it get its error,
 			// the next one fetches again.
@@ -271,9 +277,11 @@ func countShown(obs []fhir.Observation) int {
 	return n
 }
 
-// auditFetch writes the audit event of one fetch of a launch's labs.
-func (s *Server) auditFetch(l *session.Launch, reqID string, data launchData, ferr error) {
-	ev := AuditEvent{Who: l.FHIRUser, Patient: l.Patient, What: "labs.view", RequestID: reqID, When: s.now()}
+// auditFetch writes the audit event of one fetch of a launch's labs; the
+// lab report search, when it ran, is part of it (reportsOutcome, reports).
+func (s *Server) auditFetch(l *session.Launch, reqID string, data launchData, ferr error, reportsOutcome string, reports int) {
+	ev := AuditEvent{Who: l.FHIRUser, Patient: l.Patient, What: "labs.view", RequestID: reqID, When: s.now(),
+		ReportsOutcome: reportsOutcome, Reports: reports}
 	if is := s.cfg.Lookup(l.ISS); is != nil {
 		ev.Issuer = is.ISS
 	}
@@ -291,6 +299,59 @@ func (s *Server) auditFetch(l *session.Launch, reqID string, data launchData, fe
 		}
 	}
 	s.audit.Record(ev)
+}
+
+// reportsOf returns the lab reports of a fetch, or nil when the grant
+// lacks their scope or their search failed: the views are then exactly
+// what they are without reports. Either case is logged once (in fixed
+// words, never ids or patient data) and counted. audit is the search's
+// outcome for the audit event: "" when it did not run, else complete,
+// denied or error.
+func (s *Server) reportsOf(l *session.Launch, reqID string, data launchData) (reports []labsview.Report, audit string) {
+	name := ""
+	if issuer := s.cfg.Lookup(l.ISS); issuer != nil {
+		name = issuer.Name
+	}
+	res := data.Reports
+	if res == nil {
+		s.metrics.ReportSearch(name, metrics.ReportsNotGranted)
+		s.log.Info().Str("issuer", name).Str("request_id", reqID).
+			Msg("lab reports not searched: the EHR did not grant patient/DiagnosticReport.read; panels come from orders")
+		return nil, ""
+	}
+	if res.Failed() {
+		outcome := reportFailure(res)
+		s.metrics.ReportSearch(name, outcome)
+		s.log.Warn().Str("issuer", name).Str("request_id", reqID).Str("reason", outcome).
+			Msg("lab reports search failed; panels come from orders")
+		if outcome == metrics.ReportsForbidden {
+			return nil, "denied"
+		}
+		return nil, "error"
+	}
+	s.metrics.ReportSearch(name, metrics.OK)
+	return labsview.Reports(res.Reports, s.loc), "complete"
+}
+
+// reportFailure names why a report search failed, in the metric's words.
+func reportFailure(res *fhir.ReportsResult) string {
+	if res.Err == nil {
+		return metrics.ReportsErrorOutcome
+	}
+	switch fhir.KindOf(res.Err) {
+	case fhir.KindForbidden, fhir.KindUnauthorized:
+		return metrics.ReportsForbidden
+	case fhir.KindRequest, fhir.KindNotFound:
+		return metrics.ReportsRefused
+	case fhir.KindWrongPatient:
+		return metrics.ReportsWrongPatient
+	case fhir.KindMalformed:
+		return metrics.ReportsMalformed
+	case fhir.KindTimeout:
+		return metrics.ReportsTimeout
+	default:
+		return metrics.Error
+	}
 }
 
 // wrongPatient reports whether the EHR sent data of another patient.
@@ -389,7 +450,7 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 		p.Rows, p.Shown = labsview.RowsOf(rs), len(rs)
 	default:
 		rs := labsview.Apply(results, v.filter, now, false)
-		p.Summary = labsview.SummaryOf(rs, v.filter, base)
+		p.Summary = labsview.SummaryWith(rs, labsview.PanelsOf(results, fin.Reports), v.filter, base)
 		p.Shown = len(rs)
 		if v.filter.Abnormal {
 			p.Shown = summaryResults(p.Summary)

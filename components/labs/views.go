@@ -89,6 +89,20 @@ type Summary struct {
 type Group struct {
 	Name  string
 	Lines []AnalyteLine
+	// Report is the newest lab report of the panel among the lines' latest
+	// results; nil when the panel comes from orders or grouping results.
+	Report *Report
+}
+
+// Report is a lab report (DiagnosticReport) as shown under its panel's heading.
+type Report struct {
+	Name string
+	// Collected is when it was collected, formatted; CollectedISO its machine form.
+	Collected, CollectedISO string
+	// Status is the FHIR status; StatusNote marks a non-final one ("Preliminary").
+	Status, StatusNote string
+	// Performer is the performing lab's display; Conclusion as sent.
+	Performer, Conclusion string
 }
 
 // Direction is how a value moved since the previous result.

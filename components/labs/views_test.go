@@ -282,3 +282,44 @@ func TestBannerSlotWhileLoading(t *testing.T) {
 		t.Error("polled results lack #labs-results")
 	}
 }
+
+// TestSummaryPanelReport: a panel from a lab report shows the report's
+// collection time, status, performing lab and conclusion under its name;
+// results in no panel come after it.
+func TestSummaryPanelReport(t *testing.T) {
+	p := summaryProps(shapes["computed"])
+	line := p.Summary.Groups[0].Lines[0]
+	other := labs.AnalyteLine{Key: "718-7", URL: "/l/L1/a/718-7", Name: "Hemoglobin", Latest: shapes["string"], Count: 1}
+	p.Summary.Groups = []labs.Group{
+		{Name: "BASIC METABOLIC PANEL", Lines: []labs.AnalyteLine{line}, Report: &labs.Report{
+			Name: "BASIC METABOLIC PANEL", Collected: "2024-03-02 08:15", CollectedISO: "2024-03-02T08:15:00-05:00",
+			Status: "final", Performer: "Riverside Core Laboratory", Conclusion: "Potassium may be falsely raised\nby hemolysis.",
+		}},
+		{Lines: []labs.AnalyteLine{other}},
+	}
+	got := htmlcheck.MustRender(t, labs.Fragment(p)) + "\n"
+	checkGolden(t, "summary-report", got)
+	doc := htmlcheck.MustParse(t, got)
+	htmlcheck.AssertCSPSafe(t, doc)
+	groups := doc.Find(`[data-testid="summary-group"]`)
+	if groups.Length() != 2 {
+		t.Fatalf("%d groups", groups.Length())
+	}
+	caption := groups.First().Find("caption")
+	for sel, want := range map[string]string{
+		`[data-testid="report-collected"]`:  "2024-03-02 08:15",
+		`[data-testid="report-status"]`:     "Final",
+		`[data-testid="report-performer"]`:  "Riverside Core Laboratory",
+		`[data-testid="report-conclusion"]`: "Conclusion: Potassium may be falsely raised by hemolysis.",
+	} {
+		if got := text(caption.Find(sel)); got != want {
+			t.Errorf("%s = %q, want %q", sel, got, want)
+		}
+	}
+	if !strings.HasPrefix(text(caption), "BASIC METABOLIC PANEL Collected 2024-03-02 08:15") {
+		t.Errorf("caption %q", text(caption))
+	}
+	if k := groups.Last().AttrOr("data-kind", ""); k != "other" || !strings.Contains(text(groups.Last().Find("caption")), "Other results") {
+		t.Errorf("last group is %q %q", k, text(groups.Last().Find("caption")))
+	}
+}

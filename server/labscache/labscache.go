@@ -295,6 +295,9 @@ type Final struct {
 	PatientErr error
 	// Labs is the search outcome; its Observations are not kept (the entry has the results).
 	Labs *fhir.LabsResult
+	// Reports are the patient's lab reports; nil when they were not granted
+	// or their search failed (the views are then what they are without them).
+	Reports []labsview.Report
 	// Err, when set, means nothing could be fetched: the launch has ended, say.
 	Err error
 	// At is when the fetch ended.
@@ -403,10 +406,13 @@ func (e *Entry) Finish(f Final) {
 		f.Labs = &l
 	}
 	e.final, e.done = f, true
+	n := int64(labsview.ReportsSize(f.Reports))
+	e.size += n
 	e.notifyLocked()
 	detached := e.detached
 	e.mu.Unlock()
 	if !detached {
+		c.bytes += n
 		c.settleLocked(e)
 	}
 }

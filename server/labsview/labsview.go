@@ -282,15 +282,7 @@ func flag(interp []fhir.Concept) (labs.Flag, string) {
 // collected formats the collection time in loc, and its RFC 3339 form. A date
 // sent without a time of day is shown as that date, unconverted.
 func collected(o *fhir.Observation, loc *time.Location) (text, iso string) {
-	if o.Effective.IsZero() {
-		return "", ""
-	}
-	if o.EffectiveDateOnly {
-		d := o.Effective.Format(dateLayout)
-		return d, d
-	}
-	t := o.Effective.In(loc)
-	return t.Format(collectedLayout), t.Format(time.RFC3339)
+	return collectedAt(o.Effective, o.EffectiveDateOnly, loc)
 }
 
 // statusNote is the visible marker of a non-final status.

@@ -41,6 +41,8 @@ type Result struct {
 	DerivedFrom []string
 	// Panel is true for a grouping result without a value of its own.
 	Panel bool
+	// OrderName names the order the result fulfils (basedOn's display); "" when none.
+	OrderName string
 	// Size estimates the bytes the result holds, for the cache's bound.
 	Size int
 
@@ -115,8 +117,9 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 	computeFlag(&r, o)
 	r.Members = refIDs(o.HasMember)
 	r.DerivedFrom = refIDs(o.DerivedFrom)
+	r.OrderName = orderName(o.BasedOn)
 	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
-	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + 200
+	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + 200
 	return r
 }
 
@@ -342,38 +345,23 @@ func critical(r *labs.Row) bool {
 const SparkPoints = 20
 
 // SummaryOf builds the one-line-per-analyte summary of rs (already filtered,
-// newest first, any order of f.Sort). Every analyte in rs gets exactly one
-// line; with f.Abnormal only those whose latest result is abnormal. Lines link
-// to their drill-down under base.
+// newest first, any order of f.Sort), with panels from rs's grouping
+// results and orders only. Every analyte in rs gets exactly one line; with
+// f.Abnormal only those whose latest result is abnormal. Lines link to their
+// drill-down under base.
 func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
+	return SummaryWith(rs, PanelsOf(rs, nil), f, base)
+}
+
+// SummaryWith is SummaryOf with the panels pn (see PanelsOf): each line is
+// listed under the panel of its latest result, and a panel's heading shows
+// the newest report among them.
+func SummaryWith(rs []Result, pn Panels, f labs.Filter, base string) *labs.Summary {
 	byDate := rs
 	if f.Sort == "name" {
 		byDate = slices.Clone(rs)
 		SortByDate(byDate)
 	}
-	// A result's panel: the grouping result that lists it as a member, or that it derives from.
-	panelOf := map[string]string{}
-	panels := map[string]string{}
-	for i := range byDate {
-		if len(byDate[i].Members) > 0 {
-			panels[byDate[i].Row.ID] = byDate[i].Row.Name
-			for _, m := range byDate[i].Members {
-				if _, ok := panelOf[m]; !ok {
-					panelOf[m] = byDate[i].Row.Name
-				}
-			}
-		}
-	}
-	for i := range byDate {
-		for _, d := range byDate[i].DerivedFrom {
-			if name, ok := panels[d]; ok {
-				if _, set := panelOf[byDate[i].Row.ID]; !set {
-					panelOf[byDate[i].Row.ID] = name
-				}
-			}
-		}
-	}
-
 	type acc struct {
 		line      labs.AnalyteLine
 		latest    *Result
@@ -412,6 +400,7 @@ func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
 
 	s := &labs.Summary{}
 	byPanel := map[string][]labs.AnalyteLine{}
+	reportOf := map[string]*Report{}
 	var panelNames []string
 	for _, k := range order {
 		a := groups[k]
@@ -429,15 +418,23 @@ func SummaryOf(rs []Result, f labs.Filter, base string) *labs.Summary {
 			s.Pinned = append(s.Pinned, a.line)
 			continue
 		}
-		name := panelOf[a.latest.Row.ID]
+		name, rep := pn.nameOf(a.latest)
 		if _, ok := byPanel[name]; !ok && name != "" {
 			panelNames = append(panelNames, name)
 		}
 		byPanel[name] = append(byPanel[name], a.line)
+		if old := reportOf[name]; rep != nil && (old == nil || rep.At.After(old.At)) {
+			reportOf[name] = rep
+		}
 	}
 	slices.Sort(panelNames)
 	for _, n := range panelNames {
-		s.Groups = append(s.Groups, labs.Group{Name: n, Lines: sortLines(byPanel[n], f.Sort)})
+		g := labs.Group{Name: n, Lines: sortLines(byPanel[n], f.Sort)}
+		if rep := reportOf[n]; rep != nil {
+			info := rep.Info
+			g.Report = &info
+		}
+		s.Groups = append(s.Groups, g)
 	}
 	if lines := byPanel[""]; len(lines) > 0 {
 		s.Groups = append(s.Groups, labs.Group{Lines: sortLines(lines, f.Sort)})

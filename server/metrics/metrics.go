@@ -54,6 +54,24 @@ const (
 	PanicTheme = "theme"
 )
 
+// Outcomes of a lab report (DiagnosticReport) search, besides OK and Error.
+const (
+	// ReportsNotGranted: the token's scope lacks DiagnosticReport; no search ran.
+	ReportsNotGranted = "not_granted"
+	// ReportsForbidden: the EHR refused the search (401, 403).
+	ReportsForbidden = "forbidden"
+	// ReportsRefused: the EHR did not accept the request (400, 404).
+	ReportsRefused = "refused"
+	// ReportsErrorOutcome: the EHR answered with an error OperationOutcome.
+	ReportsErrorOutcome = "error_outcome"
+	// ReportsWrongPatient: a report named another patient.
+	ReportsWrongPatient = "wrong_patient"
+	// ReportsMalformed: the answer could not be read, or its paging broke.
+	ReportsMalformed = "malformed"
+	// ReportsTimeout: the EHR did not answer in time.
+	ReportsTimeout = "timeout"
+)
+
 // OtherIssuer labels requests to a server that is no configured issuer.
 const OtherIssuer = "other"
 
@@ -74,6 +92,7 @@ type Metrics struct {
 	results     *prometheus.HistogramVec
 	storeErrors prometheus.Counter
 	panics      *prometheus.CounterVec
+	reports     *prometheus.CounterVec
 	issuers     []issuerMatch
 	names       map[string]bool
 }
@@ -109,6 +128,10 @@ func New(opts Options) *Metrics {
 			Name: "smartlabs_panics_total",
 			Help: "Panics recovered, by where they happened (request, fetch, theme); each is logged with its request id.",
 		}, []string{"where"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartlabs_report_searches_total",
+			Help: "Lab report (DiagnosticReport) searches by issuer and outcome (ok, not_granted, forbidden, refused, error_outcome, wrong_patient, malformed, timeout, error); the views do without reports when one fails.",
+		}, []string{"issuer", "outcome"}),
 		names: map[string]bool{},
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -116,7 +139,7 @@ func New(opts Options) *Metrics {
 		Help: "Always 1; the labels name the running build.",
 	}, []string{"version", "goversion", "revision"})
 	build.WithLabelValues(orUnknown(opts.Version), orUnknown(opts.GoVersion), orUnknown(opts.Revision)).Set(1)
-	m.reg.MustRegister(m.launches, m.tokens, m.fhir, m.results, m.storeErrors, m.panics, build,
+	m.reg.MustRegister(m.launches, m.tokens, m.fhir, m.results, m.storeErrors, m.panics, m.reports, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, is := range opts.Issuers {
 		m.names[is.Name] = true
@@ -204,6 +227,16 @@ func (m *Metrics) Results(issuer string, n int) {
 		return
 	}
 	m.results.WithLabelValues(m.issuerLabel(issuer)).Observe(float64(n))
+}
+
+// ReportSearch counts one lab report search of issuer with outcome (OK,
+// Error, or one of the Reports* outcomes).
+func (m *Metrics) ReportSearch(issuer, outcome string) {
+	if m == nil {
+		return
+	}
+	m.reports.WithLabelValues(m.issuerLabel(issuer), oneOf(outcome, OK, Error, ReportsNotGranted, ReportsForbidden,
+		ReportsRefused, ReportsErrorOutcome, ReportsWrongPatient, ReportsMalformed, ReportsTimeout)).Inc()
 }
 
 // SessionStoreError counts one session store failure.
