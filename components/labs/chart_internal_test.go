@@ -388,3 +388,23 @@ func TestFractionProperties(t *testing.T) {
 		}
 	}
 }
+
+func TestNoteExcerpt(t *testing.T) {
+	tests := []struct {
+		notes []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"PATIENT WAS NOT FASTING"}, "PATIENT WAS NOT FASTING"},
+		{[]string{"Specimen slightly hemolyzed, interpret with caution."}, "Specimen slightly hemolyzed, interpret…"},
+		{[]string{"  two\n lines "}, "two lines"},
+		{[]string{"short", "second"}, "short …"},
+		{[]string{strings.Repeat("x", 60)}, strings.Repeat("x", 40) + "…"},
+		{[]string{"Hämoglobin-Bestimmung nicht möglich wegen Gerinnsel im Röhrchen"}, "Hämoglobin-Bestimmung nicht möglich…"},
+	}
+	for _, tt := range tests {
+		if got := noteExcerpt(tt.notes); got != tt.want {
+			t.Errorf("noteExcerpt(%q) = %q, want %q", tt.notes, got, tt.want)
+		}
+	}
+}

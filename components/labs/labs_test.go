@@ -75,6 +75,12 @@ var shapes = map[string]labs.Row{
 		Flag: labs.FlagHigh, FlagText: "High", FlagHint: "outside 3.5–5.1", Collected: "2 Mar 2024 08:15",
 		CollectedISO: "2024-03-02T08:15:00-05:00", Status: "final",
 	},
+	"noted": {
+		ID: "obs-g", Name: "Glucose", Value: "128", Unit: "mg/dL", Range: "70–99",
+		Flag: labs.FlagHigh, FlagText: "High", FlagHint: "outside 70–99", Collected: "2 Mar 2024 07:40",
+		CollectedISO: "2024-03-02T07:40:00-05:00", Status: "final",
+		Notes: []string{"PATIENT WAS NOT FASTING. Glucose <b>may</b> be raised;\nrepeat fasting.", "Second note."},
+	},
 	"corrected": {
 		ID: "obs-na", Name: "Sodium", Value: "128", Unit: "mmol/L", Range: "135–145",
 		Flag: labs.FlagCriticalLow, Collected: "25 Feb 2024 10:00",
@@ -106,6 +112,8 @@ func TestRowShapes(t *testing.T) {
 			collected: "26 Feb 2024 06:00", datetime: "2024-02-26T06:00:00Z", status: "Final"},
 		"computed": {name: "Potassium", value: "5.6", unit: "mmol/L", rng: "3.5–5.1", flag: "▲ High outside 3.5–5.1",
 			collected: "2 Mar 2024 08:15", datetime: "2024-03-02T08:15:00-05:00", status: "Final"},
+		"noted": {name: "Glucose", value: "128", unit: "mg/dL", rng: "70–99", flag: "▲ High outside 70–99",
+			collected: "2 Mar 2024 07:40", datetime: "2024-03-02T07:40:00-05:00", status: "Final"},
 		"corrected": {name: "Sodium", value: "128", unit: "mmol/L", rng: "135–145", flag: "▼▼ Critical low",
 			collected: "25 Feb 2024 10:00", datetime: "2024-02-25T10:00:00Z", statusNote: "Corrected", status: "Corrected", critical: true},
 	}
@@ -214,6 +222,41 @@ func TestComputedFlagHint(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("mode %d flags (-want +got):\n%s", p.Mode, diff)
 		}
+	}
+}
+
+// TestNotes: all results show every note in full, as sent; the summary line
+// shows a marker with the first words, whose text for assistive technology
+// is the whole note.
+func TestNotes(t *testing.T) {
+	r := shapes["noted"]
+	doc := mustFragmentDoc(t, baseProps(r))
+	var got []string
+	doc.Find(`[data-testid="result-row"] [data-testid="note"]`).Each(func(_ int, s *goquery.Selection) { got = append(got, s.Text()) })
+	want := []string{"Note: PATIENT WAS NOT FASTING. Glucose <b>may</b> be raised;\nrepeat fasting.", "Note: Second note."}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
+	}
+	if !doc.Find(`[data-testid="note"]`).HasClass("whitespace-pre-line") {
+		t.Error("line breaks of notes are not kept")
+	}
+
+	doc = mustFragmentDoc(t, summaryProps(r))
+	m := doc.Find(`[data-testid="summary-line"] [data-testid="note-marker"]`)
+	if m.Length() != 1 {
+		t.Fatalf("%d note markers", m.Length())
+	}
+	if got := text(m.Find(`[aria-hidden="true"]`)); got != "✎ Note: PATIENT WAS NOT FASTING. Glucose…" {
+		t.Errorf("visible marker %q", got)
+	}
+	if got := text(m.Find(".sr-only")); got != "Note: PATIENT WAS NOT FASTING. Glucose <b>may</b> be raised; repeat fasting. Second note." {
+		t.Errorf("marker for assistive technology %q", got)
+	}
+	if m.AttrOr("title", "") != r.Notes[0]+"\n"+r.Notes[1] {
+		t.Errorf("marker title %q", m.AttrOr("title", ""))
+	}
+	if doc.Find(`[data-testid="summary-line"] [data-testid="note"]`).Length() != 0 {
+		t.Error("the summary shows the note in full")
 	}
 }
 

@@ -113,6 +113,8 @@ type Row struct {
 	Status string
 	// StatusNote is a visible marker for non-final statuses, e.g. "Preliminary", "Corrected"; empty for final.
 	StatusNote string
+	// Notes are the result's notes (Observation.note), as sent.
+	Notes []string
 }
 
 // Component is one part of a multi-component result.

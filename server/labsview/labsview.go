@@ -115,6 +115,7 @@ func row(o *fhir.Observation, loc *time.Location) labs.Row {
 	}
 	r.Flag, r.FlagText = flag(o.Interpretation)
 	r.Collected, r.CollectedISO = collected(o, loc)
+	r.Notes = o.Notes
 	for i := range o.Components {
 		r.Components = append(r.Components, component(&o.Components[i]))
 	}

@@ -186,9 +186,18 @@ func analyteKey(o *fhir.Observation) string {
 // rowSize estimates the bytes a row's strings take.
 func rowSize(r *labs.Row) int {
 	n := len(r.ID) + len(r.Name) + len(r.Value) + len(r.Unit) + len(r.Absent) + len(r.Range) +
-		len(r.FlagText) + len(r.FlagHint) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
+		len(r.FlagText) + len(r.FlagHint) + notesSize(r.Notes) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
 	for _, c := range r.Components {
 		n += len(c.Name) + len(c.Value) + len(c.Unit) + len(c.Absent) + len(c.Range) + len(c.FlagText) + 120
+	}
+	return n
+}
+
+// notesSize is the bytes notes take.
+func notesSize(ns []string) int {
+	n := 0
+	for _, s := range ns {
+		n += len(s) + 16
 	}
 	return n
 }

@@ -262,3 +262,24 @@ func TestAnalyteKeyIsURLSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestNotesKept: a result's notes reach its row as sent, in the list, the
+// summary's latest result and the drill-down.
+func TestNotesKept(t *testing.T) {
+	at := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	o := obsAt("g1", "2345-7", "Glucose", "128", at, "")
+	o.Notes = []string{"PATIENT WAS NOT FASTING", "line one\nline two"}
+	rs := Results([]fhir.Observation{o}, time.UTC)
+	want := []string{"PATIENT WAS NOT FASTING", "line one\nline two"}
+	s := SummaryOf(rs, labs.Filter{}, "/l/L")
+	a := AnalyteOf(rs, "2345-7", "/l/L", labs.ModeSummary, labs.Filter{})
+	for what, got := range map[string][]string{
+		"list":       RowsOf(rs)[0].Notes,
+		"summary":    s.Groups[0].Lines[0].Latest.Notes,
+		"drill-down": a.Rows[0].Notes,
+	} {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s notes (-want +got):\n%s", what, diff)
+		}
+	}
+}
