@@ -24,9 +24,11 @@ import (
 
 var launchIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 
-// analyteKeyRe is the shape of an analyte key in a drill-down URL: a LOINC
-// code or "n" and a hex hash (see labsview).
-var analyteKeyRe = regexp.MustCompile(`^(?:[0-9]{1,10}-[0-9]|n[0-9a-f]{16})$`)
+// analyteKeyRe is the shape of an analyte key in a drill-down URL (see
+// labsview's test identity): a LOINC code, "c<org>-<env>-<code>" for an Epic
+// component code, or "n" or "k" and a hex hash. Letters, digits and dashes
+// only, at most 60 characters: never a dot, slash or percent sign.
+var analyteKeyRe = regexp.MustCompile(`^(?:[0-9]{1,10}-[0-9]|[nk][0-9a-f]{16}|c[0-9]{1,12}-[0-9]{1,12}-[0-9A-Za-z]{1,32})$`)
 
 // pollerID is the id of the element that polls while pages are arriving; htmx
 // names it in HX-Trigger, which tells a poll from a user's request.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"smartlabs/server"
 	"smartlabs/server/config"
 	"smartlabs/server/ehrsim"
@@ -151,4 +153,53 @@ func firstDiff(a, b string) string {
 	}
 	lo := max(0, i-120)
 	return "want …" + a[lo:min(len(a), i+120)] + "…\n got …" + b[lo:min(len(b), i+120)] + "…"
+}
+
+// TestDrillDownKeys: every test of the patient with Epic's shapes opens its
+// drill-down, keyed by the organisation's component code (the one without
+// LOINC included), and lists the codes it brings together; LOINC keys of
+// older links still work; keys that are not one of the shapes are 404
+// without touching the cache.
+func TestDrillDownKeys(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	b := newBrowser(t)
+	resp, _ := mustLaunch(t, h, b, h.Patient("Moreau"))
+	labsURL := resp.Request.URL.String()
+	_, doc, _ := b.get(labsURL)
+	before := h.CountSimRequests("/fhir/R4/")
+	keys := doc.Find(`[data-testid="summary-line"]`).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("data-key", "") })
+	if len(keys) < 20 {
+		t.Fatalf("%d summary lines", len(keys))
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "c501-2-") {
+			t.Errorf("key %q is not the component code", k)
+		}
+		r, page, _ := b.get(labsURL + "/a/" + k)
+		if r.StatusCode != http.StatusOK || page.Find(`[data-testid="analyte"]`).Length() != 1 {
+			t.Errorf("%s: status %d", k, r.StatusCode)
+		}
+	}
+	_, gap, _ := b.get(labsURL + "/a/c501-2-1547")
+	if got := text(gap, "analyte-name"); got != "Anion Gap" || text(gap, "analyte-codes") != "Epic component 1547" {
+		t.Errorf("anion gap drill-down: %q, codes %q", got, text(gap, "analyte-codes"))
+	}
+	_, k, _ := b.get(labsURL + "/a/c501-2-1520")
+	if got := text(k, "analyte-codes"); got != "Epic component 1520, LOINC 2823-3" {
+		t.Errorf("potassium codes %q", got)
+	}
+	for _, bad := range []string{"/a/c501-2-", "/a/c501-2-a.b", "/a/c501-2-" + strings.Repeat("a", 33), "/a/c..%2f..", "/a/k0123", "/a/c501-2-9999"} {
+		if r, _, _ := b.get(labsURL + bad); r.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", bad, r.StatusCode)
+		}
+	}
+	if after := h.CountSimRequests("/fhir/R4/"); after != before {
+		t.Errorf("drill-downs made %d FHIR requests, want 0", after-before)
+	}
+
+	// An older link by LOINC code still opens the drill-down of a LOINC-keyed patient.
+	resp, _ = mustLaunch(t, h, b, h.Patient("Lin"))
+	if r, page, _ := b.get(resp.Request.URL.String() + "/a/2823-3"); r.StatusCode != http.StatusOK || text(page, "analyte-codes") != "LOINC 2823-3" {
+		t.Errorf("LOINC drill-down: %d, codes %q", r.StatusCode, text(page, "analyte-codes"))
+	}
 }

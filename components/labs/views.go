@@ -147,6 +147,9 @@ type Analyte struct {
 	Key, Name string
 	// Unit and Range are those of the latest result.
 	Unit, Range string
+	// Codes name every code the line brings together ("LOINC 2823-3",
+	// "Epic component 1520"); Units every unit its results were sent in.
+	Codes, Units []string
 	// Rows is the whole history, newest first.
 	Rows []Row
 	// Chart holds every numeric result, oldest first.

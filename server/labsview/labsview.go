@@ -14,6 +14,9 @@ import (
 	"smartlabs/server/fhir"
 )
 
+// loincSystem is the LOINC code system URI.
+const loincSystem = "http://loinc.org"
+
 // Time layouts of the Collected column: unambiguous, zone-independent digits.
 const (
 	collectedLayout = "2006-01-02 15:04"

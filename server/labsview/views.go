@@ -43,6 +43,8 @@ type Result struct {
 	Panel bool
 	// OrderName names the order the result fulfils (basedOn's display); "" when none.
 	OrderName string
+	// Codes name the test's codes ("LOINC 2823-3"), for the drill-down.
+	Codes []string
 	// Size estimates the bytes the result holds, for the cache's bound.
 	Size int
 
@@ -56,8 +58,24 @@ type Result struct {
 	computable bool
 }
 
-// loincCode is the shape of a LOINC code; other codes are hashed into keys.
-var loincCode = regexp.MustCompile(`^[0-9]{1,10}-[0-9]$`)
+// Test identity. A test is keyed by the organisation's Epic component code
+// when it has one (the code every result of the test carries, LOINC-mapped
+// or not), else by its LOINC code, else by its name. Keys are safe in a URL
+// path: a LOINC code, "c<org>-<env>-<code>" for a plain component code,
+// "k" and a hash for any other component code, "n" and a hash of the name.
+var (
+	// loincCode is the shape of a LOINC code; other codes are hashed into keys.
+	loincCode = regexp.MustCompile(`^[0-9]{1,10}-[0-9]$`)
+	// epicComponentSystem is Epic's component code system,
+	// urn:oid:1.2.840.114350.1.13.<org>.<env>.7.2.768282; org and env differ
+	// per organisation.
+	epicComponentSystem = regexp.MustCompile(`^urn:oid:1\.2\.840\.114350\.1\.13\.([0-9]{1,12})\.([0-9]{1,12})\.7\.2\.768282$`)
+	// plainCode is a component code used as it is in a key.
+	plainCode = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
+)
+
+// maxCodes bounds the codes a result keeps for its drill-down.
+const maxCodes = 4
 
 // Results maps Observations to results, newest first (as Rows orders them).
 // Entered-in-error results are left out.
@@ -118,8 +136,9 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 	r.Members = refIDs(o.HasMember)
 	r.DerivedFrom = refIDs(o.DerivedFrom)
 	r.OrderName = orderName(o.BasedOn)
+	r.Codes = codeLabels(o)
 	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
-	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + 200
+	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + notesSize(r.Codes) + 200
 	return r
 }
 
@@ -173,14 +192,46 @@ func refIDs(refs []string) []string {
 	return out
 }
 
-// analyteKey is the LOINC code when there is one, else a hash of the test name
-// (case-insensitive), so the key is always safe in a URL path.
+// analyteKey is the key of o's test (see Test identity above).
 func analyteKey(o *fhir.Observation) string {
+	for _, cd := range o.Code.Codings {
+		m := epicComponentSystem.FindStringSubmatch(cd.System)
+		if m == nil || cd.Code == "" {
+			continue
+		}
+		if plainCode.MatchString(cd.Code) {
+			return "c" + m[1] + "-" + m[2] + "-" + cd.Code
+		}
+		sum := sha256.Sum256([]byte(cd.System + "|" + cd.Code))
+		return "k" + hex.EncodeToString(sum[:8])
+	}
 	if loincCode.MatchString(o.LOINC) {
 		return o.LOINC
 	}
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(conceptName(o.Code)))))
 	return "n" + hex.EncodeToString(sum[:8])
+}
+
+// codeLabels names o's codes for the drill-down: "Epic component 1520",
+// "LOINC 2823-3", else the system and code; at most maxCodes.
+func codeLabels(o *fhir.Observation) []string {
+	var out []string
+	for _, cd := range o.Code.Codings {
+		if cd.Code == "" || len(out) == maxCodes {
+			continue
+		}
+		switch {
+		case cd.System == loincSystem:
+			out = append(out, "LOINC "+cd.Code)
+		case epicComponentSystem.MatchString(cd.System):
+			out = append(out, "Epic component "+cd.Code)
+		case cd.System == "":
+			out = append(out, cd.Code)
+		default:
+			out = append(out, cd.System+" "+cd.Code)
+		}
+	}
+	return out
 }
 
 // rowSize estimates the bytes a row's strings take.
@@ -560,6 +611,14 @@ func AnalyteOf(rs []Result, key, base string, from labs.Mode, f labs.Filter) *la
 	unplotted := 0
 	for _, r := range hist {
 		a.Rows = append(a.Rows, r.Row)
+		for _, c := range r.Codes {
+			if !slices.Contains(a.Codes, c) {
+				a.Codes = append(a.Codes, c)
+			}
+		}
+		if u := r.Row.Unit; u != "" && !slices.Contains(a.Units, u) {
+			a.Units = append(a.Units, u)
+		}
 		switch {
 		case r.Unplotted:
 			unplotted++

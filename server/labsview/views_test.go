@@ -3,6 +3,7 @@ package labsview
 import (
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,4 +283,71 @@ func TestNotesKept(t *testing.T) {
 			t.Errorf("%s notes (-want +got):\n%s", what, diff)
 		}
 	}
+}
+
+// TestTestIdentity: a test is keyed by the organisation's Epic component
+// code, else LOINC, else its name; its drill-down lists every code and unit
+// the key brings together.
+func TestTestIdentity(t *testing.T) {
+	at := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	comp := func(system, code string) fhir.Coding { return fhir.Coding{System: system, Code: code} }
+	org := "urn:oid:1.2.840.114350.1.13.501.2.7.2.768282"
+	other := "urn:oid:1.2.840.114350.1.13.9.1.7.2.768282"
+	loinc := func(code string) fhir.Coding { return fhir.Coding{System: loincSystem, Code: code} }
+	mk := func(id, value, unit string, codings ...fhir.Coding) fhir.Observation {
+		o := obsAt(id, "", "Potassium", value, at.Add(time.Duration(len(id))*time.Hour), "")
+		o.Code.Codings = codings
+		for _, c := range codings {
+			if c.System == loincSystem {
+				o.LOINC = c.Code
+			}
+		}
+		o.Value.Quantity.Unit = unit
+		return o
+	}
+	tests := []struct {
+		name string
+		obs  fhir.Observation
+		key  string
+	}{
+		{"component and LOINC", mk("a", "4.1", "mmol/L", comp(org, "1520"), loinc("2823-3")), "c501-2-1520"},
+		{"component, LOINC second", mk("b", "4.2", "meq/L", loinc("6298-4"), comp(org, "1520")), "c501-2-1520"},
+		{"component only", mk("c", "4.3", "mmol/L", comp(org, "1520")), "c501-2-1520"},
+		{"another organisation's component", mk("d", "4.4", "mmol/L", comp(other, "1520")), "c9-1-1520"},
+		{"LOINC only", mk("e", "4.5", "mmol/L", loinc("2823-3")), "2823-3"},
+		{"other code system", mk("f", "4.6", "mmol/L", comp("urn:oid:1.2.840.114350.1.13.501.2.7.5.737384.99", "1520")), "n" + nameHash("Potassium")},
+		{"component with other characters", mk("g", "4.7", "mmol/L", comp(org, "15.20/../x")), ""},
+	}
+	var obs []fhir.Observation
+	for _, tt := range tests {
+		obs = append(obs, tt.obs)
+		t.Run(tt.name, func(t *testing.T) {
+			k := analyteKey(&tt.obs)
+			if tt.key == "" {
+				if len(k) != 17 || k[0] != 'k' || strings.ContainsAny(k, "./%") {
+					t.Errorf("key %q, want k and a hash", k)
+				}
+				return
+			}
+			if k != tt.key {
+				t.Errorf("key %q, want %q", k, tt.key)
+			}
+		})
+	}
+	a := AnalyteOf(Results(obs, time.UTC), "c501-2-1520", "/l/L", labs.ModeSummary, labs.Filter{})
+	if a == nil || len(a.Rows) != 3 {
+		t.Fatalf("drill-down %+v", a)
+	}
+	if diff := cmp.Diff([]string{"Epic component 1520", "LOINC 2823-3", "LOINC 6298-4"}, a.Codes); diff != "" {
+		t.Errorf("codes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"mmol/L", "meq/L"}, a.Units); diff != "" {
+		t.Errorf("units (-want +got):\n%s", diff)
+	}
+}
+
+// nameHash is the hash part of a name key.
+func nameHash(name string) string {
+	o := fhir.Observation{Code: fhir.Concept{Text: name}}
+	return analyteKey(&o)[1:]
 }
