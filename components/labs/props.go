@@ -115,6 +115,12 @@ type Row struct {
 	StatusNote string
 	// Notes are the result's notes (Observation.note), as sent.
 	Notes []string
+	// Specimen and Performer are the display texts of the specimen and the
+	// performing lab; empty when not sent.
+	Specimen, Performer string
+	// Issued is when the result was released, formatted like Collected;
+	// IssuedISO is its RFC 3339 form.
+	Issued, IssuedISO string
 }
 
 // Component is one part of a multi-component result.

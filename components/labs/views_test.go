@@ -323,3 +323,54 @@ func TestSummaryPanelReport(t *testing.T) {
 		t.Errorf("last group is %q %q", k, text(groups.Last().Find("caption")))
 	}
 }
+
+// TestAnalyteEpicDetails: the drill-down of a test with Epic's shapes shows
+// the latest specimen and performing lab, every code and unit its line
+// brings together, and per result the notes, specimen, lab, collected and
+// resulted times; the all-results table leaves the details out.
+func TestAnalyteEpicDetails(t *testing.T) {
+	p := baseProps()
+	p.Mode, p.BasePath = labs.ModeAnalyte, "/l/L1"
+	latest := shapes["noted"]
+	latest.Specimen, latest.Performer = "Blood", "Riverside Core Laboratory"
+	latest.Issued, latest.IssuedISO = "2 Mar 2024 09:55", "2024-03-02T09:55:00-05:00"
+	older := shapes["computed"]
+	older.Name, older.Unit, older.Specimen = "Glucose", "mmol/L", "Serum"
+	p.Analyte = &labs.Analyte{Key: "c501-2-1538", Name: "Glucose", Unit: "mg/dL", Range: "70–99",
+		Codes: []string{"Epic component 1538", "LOINC 2345-7"}, Units: []string{"mg/dL", "mmol/L"},
+		Rows: []labs.Row{latest, older}, BackURL: "/l/L1"}
+	got := htmlcheck.MustRender(t, labs.Fragment(p)) + "\n"
+	checkGolden(t, "analyte-epic", got)
+	doc := htmlcheck.MustParse(t, got)
+	htmlcheck.AssertCSPSafe(t, doc)
+	for id, want := range map[string]string{
+		"analyte-specimen":  "Blood",
+		"analyte-performer": "Riverside Core Laboratory",
+		"analyte-codes":     "Epic component 1538, LOINC 2345-7",
+		"analyte-units":     "mg/dL, mmol/L",
+	} {
+		if got := text(doc.Find(`[data-testid="` + id + `"]`)); got != want {
+			t.Errorf("%s = %q, want %q", id, got, want)
+		}
+	}
+	rows := doc.Find(`[data-testid="analyte"] [data-testid="result-row"]`)
+	first, second := rows.Eq(0), rows.Eq(1)
+	if got := text(first.Find(`[data-testid="result-details"]`)); got != "Specimen: Blood · Lab: Riverside Core Laboratory" {
+		t.Errorf("details %q", got)
+	}
+	if got := first.Find(`[data-testid="issued"] time`).AttrOr("datetime", ""); got != latest.IssuedISO {
+		t.Errorf("resulted time %q", got)
+	}
+	if got := text(first.Find(`[data-testid="collected"] time`).First()); got != latest.Collected {
+		t.Errorf("collected %q", got)
+	}
+	if first.Find(`[data-testid="note"]`).Length() != 2 || text(second.Find(`[data-testid="result-details"]`)) != "Specimen: Serum" ||
+		second.Find(`[data-testid="issued"]`).Length() != 0 {
+		t.Error("per-result notes or details wrong")
+	}
+
+	list := mustFragmentDoc(t, baseProps(latest))
+	if list.Find(`[data-testid="result-details"], [data-testid="issued"]`).Length() != 0 || list.Find(`[data-testid="note"]`).Length() != 2 {
+		t.Error("all results shows the details, or not the notes")
+	}
+}

@@ -119,6 +119,9 @@ func row(o *fhir.Observation, loc *time.Location) labs.Row {
 	r.Flag, r.FlagText = flag(o.Interpretation)
 	r.Collected, r.CollectedISO = collected(o, loc)
 	r.Notes = o.Notes
+	r.Specimen = o.Specimen.Display
+	r.Performer = performerName(o.Performers)
+	r.Issued, r.IssuedISO = collectedAt(o.Issued, false, loc)
 	for i := range o.Components {
 		r.Components = append(r.Components, component(&o.Components[i]))
 	}
@@ -287,6 +290,22 @@ func flag(interp []fhir.Concept) (labs.Flag, string) {
 // sent without a time of day is shown as that date, unconverted.
 func collected(o *fhir.Observation, loc *time.Location) (text, iso string) {
 	return collectedAt(o.Effective, o.EffectiveDateOnly, loc)
+}
+
+// performerName is the display of the performing lab: the first performer
+// that is an Organization, else the first with a display.
+func performerName(refs []fhir.Reference) string {
+	for _, r := range refs {
+		if strings.HasPrefix(r.Reference, "Organization/") && r.Display != "" {
+			return r.Display
+		}
+	}
+	for _, r := range refs {
+		if r.Display != "" {
+			return r.Display
+		}
+	}
+	return ""
 }
 
 // statusNote is the visible marker of a non-final status.

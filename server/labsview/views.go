@@ -237,7 +237,7 @@ func codeLabels(o *fhir.Observation) []string {
 // rowSize estimates the bytes a row's strings take.
 func rowSize(r *labs.Row) int {
 	n := len(r.ID) + len(r.Name) + len(r.Value) + len(r.Unit) + len(r.Absent) + len(r.Range) +
-		len(r.FlagText) + len(r.FlagHint) + notesSize(r.Notes) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
+		len(r.FlagText) + len(r.FlagHint) + notesSize(r.Notes) + len(r.Specimen) + len(r.Performer) + len(r.Issued) + len(r.IssuedISO) + len(r.Collected) + len(r.CollectedISO) + len(r.Status) + len(r.StatusNote)
 	for _, c := range r.Components {
 		n += len(c.Name) + len(c.Value) + len(c.Unit) + len(c.Absent) + len(c.Range) + len(c.FlagText) + 120
 	}
