@@ -95,6 +95,9 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	}
 	q := c.QueryParams()
 	v := labsRequest{mode: labsview.ParseMode(q), filter: labsview.ParseFilter(q), key: key}
+	if v.mode == labs.ModeFlowsheet && key == "" {
+		v.col = labsview.ParseColumn(q)
+	}
 
 	if old := s.labsCache.Get(l.ID); old != nil && old.Failed() && !isHTMX(c) {
 		// A fetch that failed (panicked) stays cached, so that polls and
@@ -198,12 +201,17 @@ type labsRequest struct {
 	filter labs.Filter
 	// key names the analyte of a drill-down; empty otherwise.
 	key string
+	// col is the flowsheet's column offset.
+	col int
 }
 
 // url is the canonical URL of the view.
 func (v labsRequest) url(id string) string {
-	if v.key != "" {
+	switch {
+	case v.key != "":
 		return labs.AnalyteURL(labsPath(id), v.key, v.mode, v.filter)
+	case v.mode == labs.ModeFlowsheet:
+		return labs.FlowsheetURL(labsPath(id), v.filter, v.col)
 	}
 	return labs.PageURL(labsPath(id), v.mode, v.filter)
 }
@@ -225,8 +233,11 @@ func (s *Server) checkLive(ctx context.Context, l *session.Launch) error {
 // labsLayout is the page shell of a labs view, with the EHR's theme when it sent one we may use.
 func (s *Server) labsLayout(l *session.Launch, v labsRequest) layout.Props {
 	title := "Lab results"
-	if v.key != "" {
+	switch {
+	case v.key != "":
 		title = "Lab result history"
+	case v.mode == labs.ModeFlowsheet:
+		title = "Lab results flowsheet"
 	}
 	p := s.layoutProps(title)
 	if s.themeURL(l) != "" {
@@ -450,6 +461,10 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 	case v.mode == labs.ModeList:
 		rs := labsview.Apply(results, v.filter, now, true)
 		p.Rows, p.Shown = labsview.RowsOf(rs), len(rs)
+	case v.mode == labs.ModeFlowsheet:
+		rs := labsview.Apply(results, v.filter, now, true)
+		p.Flowsheet = labsview.FlowsheetOf(rs, labsview.PanelsOf(results, fin.Reports), v.filter, base, v.col)
+		p.Shown = len(rs)
 	default:
 		rs := labsview.Apply(results, v.filter, now, false)
 		p.Summary = labsview.SummaryWith(rs, labsview.PanelsOf(results, fin.Reports), v.filter, base)

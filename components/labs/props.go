@@ -35,9 +35,10 @@ type Props struct {
 	Statuses []string
 	// Shown is how many results pass the filter; Total counts them all.
 	Shown int
-	// Summary is set in ModeSummary, Analyte in ModeAnalyte.
-	Summary *Summary
-	Analyte *Analyte
+	// Summary is set in ModeSummary, Analyte in ModeAnalyte, Flowsheet in ModeFlowsheet.
+	Summary   *Summary
+	Analyte   *Analyte
+	Flowsheet *Flowsheet
 	// Loading is set while later pages are still being fetched; the view then polls.
 	Loading *Loading
 	// BannerPending reserves the banner's space while the patient is still loading.

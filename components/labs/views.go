@@ -18,14 +18,19 @@ const (
 	ModeSummary
 	// ModeAnalyte shows one analyte's whole history: chart and table.
 	ModeAnalyte
+	// ModeFlowsheet is the cumulative view: tests are rows, collection times columns.
+	ModeFlowsheet
 )
 
-// viewName is the value of the "view" query parameter for a mode.
-func (m Mode) viewName() string {
-	if m == ModeList {
+// viewParam is the value of the "view" query parameter of a mode, "" for the summary.
+func (m Mode) viewParam() string {
+	switch m {
+	case ModeList:
 		return "all"
+	case ModeFlowsheet:
+		return "flowsheet"
 	}
-	return "summary"
+	return ""
 }
 
 // Filter is the state of the filters; it lives in the URL query so a view is deep-linkable.
@@ -158,6 +163,51 @@ type Analyte struct {
 	BackURL string
 }
 
+// FlowsheetColumns is the most collection times one screen of the flowsheet shows.
+const FlowsheetColumns = 20
+
+// Flowsheet is the cumulative view: tests are rows grouped by panel,
+// collection times are columns, newest first, FlowsheetColumns at a time.
+type Flowsheet struct {
+	// Columns are the collection times shown, newest first.
+	Columns []FlowColumn
+	// Groups are the tests by panel, then those in no panel (Name "").
+	Groups []FlowGroup
+	// Offset is how many newer collection times come before the first
+	// column; Total counts every collection time that passes the filter.
+	Offset, Total int
+	// NewerURL and OlderURL show the next newer or older columns; "" at either end.
+	NewerURL, OlderURL string
+	// Untimed counts the results left out because they have no collection time.
+	Untimed int
+}
+
+// FlowColumn is one collection time: its date and time of day as shown, and
+// its RFC 3339 form.
+type FlowColumn struct {
+	Date, Time, ISO string
+}
+
+// FlowGroup is the rows of one panel; Name is "" for tests in no panel.
+type FlowGroup struct {
+	Name string
+	Rows []FlowRow
+}
+
+// FlowRow is one test: its name, unit and range (of its newest result shown)
+// and one cell per column.
+type FlowRow struct {
+	Key, Name, URL string
+	Unit, Range    string
+	Cells          []FlowCell
+}
+
+// FlowCell holds the results of one test at one collection time, usually
+// one; none leaves the cell empty.
+type FlowCell struct {
+	Results []Row
+}
+
 // Chart is a series of numeric results with the reference band.
 type Chart struct {
 	Points []Point
@@ -214,8 +264,19 @@ func thousands(n int) string {
 // m with filter f; it is what the browser's address bar shows.
 func PageURL(base string, m Mode, f Filter) string {
 	v := f.Values()
-	if m == ModeList {
-		v.Set("view", "all")
+	if p := m.viewParam(); p != "" {
+		v.Set("view", p)
+	}
+	return withQuery(base, v)
+}
+
+// FlowsheetURL is the URL of the flowsheet of base with filter f, from
+// column col (0 is the newest collection time).
+func FlowsheetURL(base string, f Filter, col int) string {
+	v := f.Values()
+	v.Set("view", ModeFlowsheet.viewParam())
+	if col > 0 {
+		v.Set("col", strconv.Itoa(col))
 	}
 	return withQuery(base, v)
 }
@@ -224,8 +285,8 @@ func PageURL(base string, m Mode, f Filter) string {
 // that "Back" returns to the same filtered view.
 func AnalyteURL(base, key string, from Mode, f Filter) string {
 	v := f.Values()
-	if from == ModeList {
-		v.Set("view", "all")
+	if p := from.viewParam(); p != "" {
+		v.Set("view", p)
 	}
 	return withQuery(base+"/a/"+url.PathEscape(key), v)
 }

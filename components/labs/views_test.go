@@ -237,7 +237,7 @@ func TestFilterControlsShowState(t *testing.T) {
 		t.Error("the search text became markup")
 	}
 	tabs := doc.Find(`[data-testid="view-tabs"] a`)
-	if tabs.Length() != 2 || doc.Find(`[data-testid="tab-all"]`).AttrOr("aria-current", "") != "page" {
+	if tabs.Length() != 3 || doc.Find(`[data-testid="tab-all"]`).AttrOr("aria-current", "") != "page" {
 		t.Errorf("tabs: %d, current %q", tabs.Length(), doc.Find(`[aria-current="page"]`).Text())
 	}
 	if got := doc.Find(`[data-testid="tab-summary"]`).AttrOr("href", ""); !strings.HasPrefix(got, "/l/L1?") || strings.Contains(got, "view=all") {
@@ -372,5 +372,124 @@ func TestAnalyteEpicDetails(t *testing.T) {
 	list := mustFragmentDoc(t, baseProps(latest))
 	if list.Find(`[data-testid="result-details"], [data-testid="issued"]`).Length() != 0 || list.Find(`[data-testid="note"]`).Length() != 2 {
 		t.Error("all results shows the details, or not the notes")
+	}
+}
+
+// flowsheetProps is a flowsheet of two panels' tests over three collection
+// times, the newest screen of 25.
+func flowsheetProps() labs.Props {
+	p := baseProps()
+	p.Mode, p.BasePath, p.TimeZone, p.Shown, p.Total = labs.ModeFlowsheet, "/l/L1", "America/Chicago", 6, 6
+	p.Filter = labs.Filter{Range: "1y"}
+	k := shapes["computed"]
+	k.Value = "5.6"
+	old := shapes["quantity"]
+	old.ID, old.Value, old.Flag, old.FlagText = "k2", "4.1", labs.FlagNone, ""
+	noted := shapes["noted"]
+	corrected := shapes["corrected"]
+	corrected.Unit = "meq/L"
+	p.Flowsheet = &labs.Flowsheet{
+		Columns: []labs.FlowColumn{
+			{Date: "2024-03-02", Time: "08:15", ISO: "2024-03-02T08:15:00-06:00"},
+			{Date: "2024-02-01", Time: "08:00", ISO: "2024-02-01T08:00:00-06:00"},
+			{Date: "2024-01-15", ISO: "2024-01-15"},
+		},
+		Groups: []labs.FlowGroup{
+			{Name: "BASIC METABOLIC PANEL", Rows: []labs.FlowRow{
+				{Key: "c501-2-1520", Name: "Potassium", URL: "/l/L1/a/c501-2-1520?range=1y&view=flowsheet", Unit: "mmol/L", Range: "3.5–5.1",
+					Cells: []labs.FlowCell{{Results: []labs.Row{k}}, {Results: []labs.Row{old}}, {}}},
+				{Key: "c501-2-1526", Name: "Sodium", URL: "/l/L1/a/c501-2-1526?range=1y&view=flowsheet", Unit: "mmol/L", Range: "135–145",
+					Cells: []labs.FlowCell{{}, {}, {Results: []labs.Row{corrected}}}},
+			}},
+			{Rows: []labs.FlowRow{
+				{Key: "c501-2-1538", Name: "Glucose", URL: "/l/L1/a/c501-2-1538?range=1y&view=flowsheet", Unit: "mg/dL", Range: "70–99",
+					Cells: []labs.FlowCell{{Results: []labs.Row{noted}}, {}, {}}},
+			}},
+		},
+		Offset: 0, Total: 25, OlderURL: "/l/L1?col=20&range=1y&view=flowsheet", Untimed: 2,
+	}
+	return p
+}
+
+// TestFlowsheetGolden: the flowsheet is a real table in a labelled,
+// focusable scroll region: a caption, column headers for the collection
+// times, row headers for the tests (sticky), a header per panel, each cell
+// with its value, flag and computed-flag hint; paging links keep the
+// filter, and the filter form keeps the view.
+func TestFlowsheetGolden(t *testing.T) {
+	p := flowsheetProps()
+	got := htmlcheck.MustRender(t, labs.Fragment(p)) + "\n"
+	checkGolden(t, "flowsheet", got)
+	doc := htmlcheck.MustParse(t, got)
+	htmlcheck.AssertCSPSafe(t, doc)
+
+	region := doc.Find(`[data-testid="flowsheet-scroll"]`)
+	table := region.Find(`table[data-testid="flowsheet"]`)
+	if region.AttrOr("tabindex", "") != "0" || region.AttrOr("role", "") != "region" ||
+		region.AttrOr("aria-labelledby", "") != table.Find("caption").AttrOr("id", "x") || !region.HasClass("overflow-x-auto") {
+		t.Errorf("scroll region: %v", region.Nodes[0].Attr)
+	}
+	if got := text(table.Find("caption")); got != "Flowsheet: results by collection time, newest first; times 1 to 3 of 25" {
+		t.Errorf("caption %q", got)
+	}
+	var cols []string
+	table.Find(`thead th[scope="col"]`).Each(func(_ int, s *goquery.Selection) { cols = append(cols, text(s)) })
+	if diff := cmp.Diff([]string{"Test", "2024-03-02 08:15", "2024-02-01 08:00", "2024-01-15"}, cols); diff != "" {
+		t.Errorf("column headers (-want +got):\n%s", diff)
+	}
+	var groups []string
+	table.Find(`tbody th[scope="rowgroup"]`).Each(func(_ int, s *goquery.Selection) {
+		groups = append(groups, text(s)+" "+s.AttrOr("colspan", ""))
+	})
+	if diff := cmp.Diff([]string{"BASIC METABOLIC PANEL 4", "Other results 4"}, groups); diff != "" {
+		t.Errorf("panel headers (-want +got):\n%s", diff)
+	}
+	rows := table.Find(`[data-testid="flow-row"]`)
+	if rows.Length() != 3 {
+		t.Fatalf("%d rows", rows.Length())
+	}
+	rows.Each(func(_ int, r *goquery.Selection) {
+		th := r.Find(`th[scope="row"]`)
+		if !th.HasClass("sticky") || !th.HasClass("left-0") || !th.HasClass("bg-sl-bg") || r.Find("td").Length() != 3 {
+			t.Errorf("row %q: header sticky %v, %d cells", text(th), th.HasClass("sticky"), r.Find("td").Length())
+		}
+	})
+	k := rows.First()
+	if got := text(k.Find("td").First()); got != "5.6 ▲ High outside 3.5–5.1" {
+		t.Errorf("potassium's newest cell %q", got)
+	}
+	if f := k.Find(`td [data-testid="flag"]`); f.AttrOr("data-computed", "") != "true" {
+		t.Error("the computed flag is not marked")
+	}
+	if c := rows.Eq(1).Find("td").Last(); !strings.HasPrefix(text(c), "128 meq/L ▼▼ Critical low") || text(c.Find(`[data-testid="status-note"]`)) != "Corrected" {
+		t.Errorf("a result in another unit %q", text(c))
+	}
+	if rows.Eq(2).Find(`[data-testid="flow-note"]`).Length() != 1 {
+		t.Error("the note marker is missing")
+	}
+	if a := k.Find(`[data-testid="flow-test"]`); a.AttrOr("href", "") != "/l/L1/a/c501-2-1520?range=1y&view=flowsheet" {
+		t.Errorf("test link %q", a.AttrOr("href", ""))
+	}
+	pager := doc.Find(`[data-testid="flow-pager"]`)
+	if pager.Find(`[data-testid="flow-newer"]`).Length() != 0 || pager.Find(`[data-testid="flow-older"]`).AttrOr("href", "") != "/l/L1?col=20&range=1y&view=flowsheet" ||
+		text(pager.Find(`[data-testid="flow-range"]`)) != "Times 1 to 3 of 25" {
+		t.Errorf("pager %q", text(pager))
+	}
+	if got := doc.Find(`form[data-testid="filters"] input[name="view"]`).AttrOr("value", ""); got != "flowsheet" {
+		t.Errorf("the filter form drops the view: %q", got)
+	}
+	if doc.Find(`[data-testid="tab-flowsheet"]`).AttrOr("aria-current", "") != "page" {
+		t.Error("the flowsheet tab is not current")
+	}
+	if got := text(doc.Find(`[data-testid="flow-untimed"]`)); !strings.HasPrefix(got, "2 results have no collection time") {
+		t.Errorf("untimed note %q", got)
+	}
+
+	// While loading, the flowsheet polls its own URL, column offset included.
+	p.Flowsheet.Offset = 20
+	p.Loading = &labs.Loading{Fetched: 6, Total: 10}
+	doc = mustFragmentDoc(t, p)
+	if got := doc.Find("#labs-poller").AttrOr("hx-get", ""); got != "/l/L1?col=20&range=1y&view=flowsheet&after=6" {
+		t.Errorf("poll URL %q", got)
 	}
 }

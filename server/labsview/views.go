@@ -288,10 +288,14 @@ func ParseFilter(q url.Values) labs.Filter {
 	return f
 }
 
-// ParseMode reads the "view" parameter: "all" lists every result, anything else is the summary.
+// ParseMode reads the "view" parameter: "all" lists every result,
+// "flowsheet" is the cumulative view, anything else is the summary.
 func ParseMode(q url.Values) labs.Mode {
-	if q.Get("view") == "all" {
+	switch q.Get("view") {
+	case "all":
 		return labs.ModeList
+	case "flowsheet":
+		return labs.ModeFlowsheet
 	}
 	return labs.ModeSummary
 }
