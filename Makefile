@@ -58,7 +58,7 @@ demo: ## Run the app with its EHR simulator.
 .PHONY: screenshots
 screenshots: ## Re-take the README screenshots from the real app in headless Chromium.
 	mkdir -p components/testdata/screenshots
-	SMARTLABS_SCREENSHOTS=$(CURDIR)/components/testdata/screenshots $(GO) test ./server/e2e -count=1 -run 'TestEHRLaunchInCrossSiteFrame|TestSummaryDrillDownAndBack|TestAccessibility'
+	SMARTLABS_SCREENSHOTS=$(CURDIR)/components/testdata/screenshots $(GO) test ./server/e2e -count=1 -run 'TestEHRLaunchInCrossSiteFrame|TestSummaryDrillDownAndBack|TestAccessibility|TestEpicPatientInFrame'
 
 .PHONY: bench
 bench: ## Micro-benchmarks on one core: decode, view model and render of 100-20,000 results.
