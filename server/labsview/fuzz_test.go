@@ -15,6 +15,9 @@ import (
 	"smartlabs/server/labsview"
 )
 
+// ucum is the UCUM code system.
+const ucum = "http://unitsofmeasure.org"
+
 // jsonNumber is the grammar of a JSON number: the only text a FHIR decimal
 // can arrive as.
 var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
@@ -40,8 +43,9 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 // FuzzRenderLabs maps results of one analyte, with fuzzed values, range
-// limits and collection times, through the summary, the drill-down and the
-// list, and renders each. No render fails or says NaN or Inf, every SVG
+// limits and collection times (in UCUM units, so that flags are computed
+// where the lab sent none), through the summary, the drill-down, the list
+// and the flowsheet, and renders each. No render fails or says NaN or Inf, every SVG
 // coordinate is a finite number inside its chart, and each render's output
 // and the memory it allocates stay within a bound linear in the results and
 // their text: a value can make no render loop on.
@@ -77,7 +81,7 @@ func FuzzRenderLabs(f *testing.F) {
 			v, unrep := fhir.ParseDecimal(text)
 			o := fhir.Observation{
 				ID: "f" + strconv.Itoa(i), Status: "final", LOINC: "2823-3", Code: fhir.Concept{Text: "Potassium"},
-				Value: fhir.Value{Kind: fhir.ValueQuantity, Quantity: fhir.Quantity{Value: v, ValueText: text, Unrepresentable: unrep, Unit: "mmol/L"}},
+				Value: fhir.Value{Kind: fhir.ValueQuantity, Quantity: fhir.Quantity{Value: v, ValueText: text, Unrepresentable: unrep, Unit: "mmol/L", System: ucum, Code: "mmol/L"}},
 			}
 			if i != 4 {
 				// The fifth result has no collection time; the others are evenly spread from t0 to t1.
@@ -94,7 +98,7 @@ func FuzzRenderLabs(f *testing.F) {
 			}{{low, &rg.Low}, {high, &rg.High}} {
 				if lim.text != "" {
 					v, unrep := fhir.ParseDecimal(lim.text)
-					*lim.dst = &fhir.Quantity{Value: v, ValueText: lim.text, Unrepresentable: unrep}
+					*lim.dst = &fhir.Quantity{Value: v, ValueText: lim.text, Unrepresentable: unrep, System: ucum, Code: "mmol/L"}
 				}
 			}
 			o.Ranges = []fhir.Range{rg}
@@ -107,11 +111,12 @@ func FuzzRenderLabs(f *testing.F) {
 		rs := labsview.Results(obs, time.UTC)
 		filter := labs.Filter{}
 		base := labs.Props{LaunchID: "L1", BasePath: "/l/L1", TimeZone: "UTC", Total: len(rs), Shown: len(rs)}
-		summary, analyte, list := base, base, base
+		summary, analyte, list, flowsheet := base, base, base, base
 		summary.Mode, summary.Summary = labs.ModeSummary, labsview.SummaryOf(rs, filter, "/l/L1")
 		analyte.Mode, analyte.Analyte = labs.ModeAnalyte, labsview.AnalyteOf(rs, "2823-3", "/l/L1", labs.ModeSummary, filter)
 		list.Mode, list.Rows = labs.ModeList, labsview.RowsOf(rs)
-		for name, p := range map[string]labs.Props{"summary": summary, "drill-down": analyte, "list": list} {
+		flowsheet.Mode, flowsheet.Flowsheet = labs.ModeFlowsheet, labsview.FlowsheetOf(rs, labsview.PanelsOf(rs, nil), filter, "/l/L1", int(n)%50)
+		for name, p := range map[string]labs.Props{"summary": summary, "drill-down": analyte, "list": list, "flowsheet": flowsheet} {
 			var w countingWriter
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
