@@ -52,9 +52,10 @@ func SubjectOf(p *fhir.Patient) Subject {
 
 // refRange is one reference range as a computed flag needs it.
 type refRange struct {
-	// low and high are the bounds that a float64 holds, for the chart's
-	// band; nil when open.
-	low, high *float64
+	// low and high are the bounds that a float64 holds, when hasLow and
+	// hasHigh; they also bound the chart's band.
+	low, high       float64
+	hasLow, hasHigh bool
 	// unitsMatch is true when every bound's UCUM code is the value's.
 	unitsMatch bool
 	// sexes are the sexes appliesTo names ("female", "male"); unknown is
@@ -63,8 +64,10 @@ type refRange struct {
 	unknown bool
 	// ageLow and ageHigh bound the age at collection; nil when open.
 	ageLow, ageHigh *ageBound
-	// text is the range as shown, e.g. "3.5–5.1".
-	text string
+	// index is the range's place among the Observation's ranges; text is
+	// the range as shown, e.g. "3.5–5.1" (set only for ranges kept for ForSubject).
+	index int
+	text  string
 }
 
 // ageBound is one end of a range's age: a count of whole units.
@@ -103,30 +106,42 @@ func (rr *refRange) fits(subj Subject, at time.Time) bool {
 
 // flagFor compares v with the range: High above it, Low below it, none
 // within (its bounds included) or when the range cannot be used.
-func (rr *refRange) flagFor(v float64) (labs.Flag, string) {
-	if !rr.usable() {
-		return labs.FlagNone, ""
-	}
+func (rr *refRange) flagFor(v float64) labs.Flag {
 	switch {
-	case rr.high != nil && v > *rr.high:
-		return labs.FlagHigh, hintFor(rr)
-	case rr.low != nil && v < *rr.low:
-		return labs.FlagLow, hintFor(rr)
+	case !rr.usable():
+		return labs.FlagNone
+	case rr.hasHigh && v > rr.high:
+		return labs.FlagHigh
+	case rr.hasLow && v < rr.low:
+		return labs.FlagLow
 	}
-	return labs.FlagNone, ""
+	return labs.FlagNone
 }
 
-// hintFor says that a flag was computed, and from which range:
-// "outside 3.5–5.1", "below 60", "above 200".
-func hintFor(rr *refRange) string {
+// hintFor says that a flag was computed, and from which range (text as
+// rangeText shows it): "outside 3.5–5.1", "below 60", "above 200".
+func hintFor(rr *refRange, text string) string {
 	switch {
-	case rr.low != nil && rr.high != nil:
-		return "outside " + rr.text
-	case rr.low != nil:
-		return "below " + strings.TrimPrefix(rr.text, "≥ ")
+	case rr.hasLow && rr.hasHigh:
+		return "outside " + text
+	case rr.hasLow:
+		return "below " + strings.TrimPrefix(text, "≥ ")
 	default:
-		return "above " + strings.TrimPrefix(rr.text, "≤ ")
+		return "above " + strings.TrimPrefix(text, "≤ ")
 	}
+}
+
+// bounds are the range's bounds as the chart's band takes them.
+func (rr *refRange) bounds() (low, high *float64) {
+	if rr.hasLow {
+		v := rr.low
+		low = &v
+	}
+	if rr.hasHigh {
+		v := rr.high
+		high = &v
+	}
+	return low, high
 }
 
 // ageIn is the age in whole units (UCUM a, mo, wk, d, h, min) at time at of
@@ -234,48 +249,58 @@ func ageBoundOf(q *fhir.Quantity) (b *ageBound, ok bool) {
 	return nil, false
 }
 
-// refRangesOf reads the ranges of an Observation whose value has UCUM code
-// unit, leaving out those not meant as normal. Bounds with a comparator or
-// beyond float range cannot be compared with, so their range never flags.
+// refRangeOf reads range i of ranges, for a value whose UCUM code is unit
+// ("" when the value cannot be compared); ok is false for a range not meant
+// as normal. Bounds with a comparator or beyond float range cannot be
+// compared with, so such a range never flags.
+func refRangeOf(ranges []fhir.Range, i int, unit string) (rr refRange, ok bool) {
+	r := &ranges[i]
+	if !isNormalType(r.Type) {
+		return refRange{}, false
+	}
+	rr = refRange{index: i, unitsMatch: unit != ""}
+	for _, q := range []*fhir.Quantity{r.Low, r.High} {
+		if q == nil {
+			continue
+		}
+		v, ok := number(q)
+		if !ok || q.Comparator != "" || ucumCode(q) != unit {
+			rr.unitsMatch = false
+		}
+		if !ok {
+			continue
+		}
+		if q == r.Low {
+			rr.low, rr.hasLow = v, true
+		} else {
+			rr.high, rr.hasHigh = v, true
+		}
+	}
+	for _, c := range r.AppliesTo {
+		if sex := sexOf(c); sex != "" {
+			rr.sexes = append(rr.sexes, sex)
+		} else {
+			rr.unknown = true
+		}
+	}
+	var okLow, okHigh bool
+	rr.ageLow, okLow = ageBoundOf(r.AgeLow)
+	rr.ageHigh, okHigh = ageBoundOf(r.AgeHigh)
+	if !okLow || !okHigh {
+		rr.unknown = true
+	}
+	return rr, true
+}
+
+// refRangesOf reads every range meant as normal, with its text, to be
+// picked for the patient later (ForSubject).
 func refRangesOf(ranges []fhir.Range, unit string) []refRange {
 	var out []refRange
 	for i := range ranges {
-		r := &ranges[i]
-		if !isNormalType(r.Type) {
-			continue
+		if rr, ok := refRangeOf(ranges, i, unit); ok {
+			rr.text = rangeText(ranges[i : i+1])
+			out = append(out, rr)
 		}
-		rr := refRange{text: rangeText(ranges[i : i+1]), unitsMatch: unit != ""}
-		for _, q := range []*fhir.Quantity{r.Low, r.High} {
-			if q == nil {
-				continue
-			}
-			v, ok := number(q)
-			if !ok || q.Comparator != "" || ucumCode(q) != unit {
-				rr.unitsMatch = false
-			}
-			if !ok {
-				continue
-			}
-			if q == r.Low {
-				rr.low = &v
-			} else {
-				rr.high = &v
-			}
-		}
-		for _, c := range r.AppliesTo {
-			if sex := sexOf(c); sex != "" {
-				rr.sexes = append(rr.sexes, sex)
-			} else {
-				rr.unknown = true
-			}
-		}
-		var okLow, okHigh bool
-		rr.ageLow, okLow = ageBoundOf(r.AgeLow)
-		rr.ageHigh, okHigh = ageBoundOf(r.AgeHigh)
-		if !okLow || !okHigh {
-			rr.unknown = true
-		}
-		out = append(out, rr)
 	}
 	return out
 }
@@ -283,7 +308,7 @@ func refRangesOf(ranges []fhir.Range, unit string) []refRange {
 // usable reports whether a value in the value's unit can be compared with
 // the range: every bound in that UCUM unit, at least one bound, low <= high.
 func (rr *refRange) usable() bool {
-	return rr.unitsMatch && (rr.low != nil || rr.high != nil) && (rr.low == nil || rr.high == nil || *rr.low <= *rr.high)
+	return rr.unitsMatch && (rr.hasLow || rr.hasHigh) && (!rr.hasLow || !rr.hasHigh || rr.low <= rr.high)
 }
 
 // pick returns the one range of rs that fits subj at time at (and, with
@@ -303,17 +328,14 @@ func pick(rs []refRange, subj Subject, at time.Time, comparable bool) *refRange 
 	return found
 }
 
-// computedFlag fills r's flag from its ranges when the lab sent none, and
-// shows the range meant for the patient. It needs subj only when a range
-// depends on the patient's sex or age.
+// computedFlag fills r's flag from its kept ranges when the lab sent none,
+// and shows the range meant for subj.
 func computedFlag(r *Result, subj Subject) {
 	var rr *refRange
 	if r.computable {
-		rr = pick(r.ranges, subj, r.At, true)
-		if rr != nil {
-			r.Row.Flag, r.Row.FlagHint = rr.flagFor(r.Num)
-			if r.Row.Flag != labs.FlagNone {
-				r.Row.FlagText = flagWords[r.Row.Flag]
+		if rr = pick(r.ranges, subj, r.At, true); rr != nil {
+			if r.Row.Flag = rr.flagFor(r.Num); r.Row.Flag != labs.FlagNone {
+				r.Row.FlagText, r.Row.FlagHint = flagWords[r.Row.Flag], hintFor(rr, rr.text)
 			}
 		}
 	}
@@ -322,7 +344,38 @@ func computedFlag(r *Result, subj Subject) {
 	}
 	if rr != nil {
 		// The range meant for this patient is the one shown, and the one charted.
-		r.Row.Range, r.Low, r.High = rr.text, rr.low, rr.high
+		r.Row.Range = rr.text
+		r.Low, r.High = rr.bounds()
+	}
+}
+
+// staticFlag computes r's flag from o's ranges when none depends on the
+// patient: the same rules as computedFlag, without keeping the ranges. It
+// allocates only for a flag's hint, or when the range picked is not the
+// first (which the row already shows).
+func staticFlag(r *Result, o *fhir.Observation, unit string) {
+	var found refRange
+	n := 0
+	for i := range o.Ranges {
+		rr, ok := refRangeOf(o.Ranges, i, unit)
+		if !ok || !rr.usable() {
+			continue
+		}
+		if n++; n > 1 {
+			return
+		}
+		found = rr
+	}
+	if n != 1 {
+		return
+	}
+	if found.index != 0 {
+		r.Row.Range = rangeText(o.Ranges[found.index : found.index+1])
+		r.Low, r.High = found.bounds()
+	}
+	if r.Row.Flag = found.flagFor(r.Num); r.Row.Flag != labs.FlagNone {
+		r.Row.FlagText = flagWords[r.Row.Flag]
+		r.Row.FlagHint = hintFor(&found, rangeText(o.Ranges[found.index:found.index+1]))
 	}
 }
 

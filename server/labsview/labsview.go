@@ -121,7 +121,6 @@ func row(o *fhir.Observation, loc *time.Location) labs.Row {
 	r.Notes = o.Notes
 	r.Specimen = o.Specimen.Display
 	r.Performer = performerName(o.Performers)
-	r.Issued, r.IssuedISO = collectedAt(o.Issued, false, loc)
 	for i := range o.Components {
 		r.Components = append(r.Components, component(&o.Components[i]))
 	}

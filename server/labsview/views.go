@@ -43,8 +43,11 @@ type Result struct {
 	Panel bool
 	// OrderName names the order the result fulfils (basedOn's display); "" when none.
 	OrderName string
-	// Codes name the test's codes ("LOINC 2823-3"), for the drill-down.
-	Codes []string
+	// codings are the test's codes, named in its drill-down; issued is when
+	// the result was released (in the view's zone), formatted for the
+	// drill-down only.
+	codings []fhir.Coding
+	issued  time.Time
 	// Size estimates the bytes the result holds, for the cache's bound.
 	Size int
 
@@ -74,7 +77,7 @@ var (
 	plainCode = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
 )
 
-// maxCodes bounds the codes a result keeps for its drill-down.
+// maxCodes bounds the codes of one result its drill-down names.
 const maxCodes = 4
 
 // Results maps Observations to results, newest first (as Rows orders them).
@@ -136,19 +139,22 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 	r.Members = refIDs(o.HasMember)
 	r.DerivedFrom = refIDs(o.DerivedFrom)
 	r.OrderName = orderName(o.BasedOn)
-	r.Codes = codeLabels(o)
+	r.codings = o.Code.Codings
+	if !o.Issued.IsZero() {
+		r.issued = o.Issued.In(loc)
+	}
 	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
-	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + notesSize(r.Codes) + 200
+	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + 48*len(r.codings) + 200
 	return r
 }
 
 // computeFlag computes r's flag when the lab sent none (see flags.go). A
-// flag that depends on the patient's sex or age is left to ForSubject.
+// flag or range that depends on the patient's sex or age is left to ForSubject.
 func computeFlag(r *Result, o *fhir.Observation) {
 	if len(o.Ranges) == 0 {
 		return
 	}
-	r.computable = r.HasNum && len(o.Interpretation) == 0
+	computable := r.HasNum && len(o.Interpretation) == 0
 	bySubject := false
 	for i := range o.Ranges {
 		if len(o.Ranges[i].AppliesTo) > 0 || o.Ranges[i].AgeLow != nil || o.Ranges[i].AgeHigh != nil {
@@ -156,20 +162,16 @@ func computeFlag(r *Result, o *fhir.Observation) {
 			break
 		}
 	}
-	if !r.computable && !bySubject {
-		return
-	}
 	unit := ""
-	if r.computable {
+	if computable {
 		unit = ucumCode(&o.Value.Quantity)
 	}
-	r.ranges = refRangesOf(o.Ranges, unit)
-	if bySubject {
-		r.bySubject = true
-		return
+	switch {
+	case bySubject:
+		r.ranges, r.bySubject, r.computable = refRangesOf(o.Ranges, unit), true, computable
+	case computable:
+		staticFlag(r, o, unit)
 	}
-	computedFlag(r, Subject{})
-	r.ranges, r.computable = nil, false
 }
 
 // number is q's value when q has one that a float64 holds: not absent, not
@@ -212,26 +214,19 @@ func analyteKey(o *fhir.Observation) string {
 	return "n" + hex.EncodeToString(sum[:8])
 }
 
-// codeLabels names o's codes for the drill-down: "Epic component 1520",
-// "LOINC 2823-3", else the system and code; at most maxCodes.
-func codeLabels(o *fhir.Observation) []string {
-	var out []string
-	for _, cd := range o.Code.Codings {
-		if cd.Code == "" || len(out) == maxCodes {
-			continue
-		}
-		switch {
-		case cd.System == loincSystem:
-			out = append(out, "LOINC "+cd.Code)
-		case epicComponentSystem.MatchString(cd.System):
-			out = append(out, "Epic component "+cd.Code)
-		case cd.System == "":
-			out = append(out, cd.Code)
-		default:
-			out = append(out, cd.System+" "+cd.Code)
-		}
+// codeLabel names a code for the drill-down: "Epic component 1520",
+// "LOINC 2823-3", else the system and code.
+func codeLabel(cd fhir.Coding) string {
+	switch {
+	case cd.System == loincSystem:
+		return "LOINC " + cd.Code
+	case epicComponentSystem.MatchString(cd.System):
+		return "Epic component " + cd.Code
+	case cd.System == "":
+		return cd.Code
+	default:
+		return cd.System + " " + cd.Code
 	}
-	return out
 }
 
 // rowSize estimates the bytes a row's strings take.
@@ -614,9 +609,16 @@ func AnalyteOf(rs []Result, key, base string, from labs.Mode, f labs.Filter) *la
 	var numeric []*Result
 	unplotted := 0
 	for _, r := range hist {
-		a.Rows = append(a.Rows, r.Row)
-		for _, c := range r.Codes {
-			if !slices.Contains(a.Codes, c) {
+		row := r.Row
+		if !r.issued.IsZero() {
+			row.Issued, row.IssuedISO = r.issued.Format(collectedLayout), r.issued.Format(time.RFC3339)
+		}
+		a.Rows = append(a.Rows, row)
+		for i, cd := range r.codings {
+			if cd.Code == "" || i == maxCodes {
+				continue
+			}
+			if c := codeLabel(cd); !slices.Contains(a.Codes, c) && len(a.Codes) < 4*maxCodes {
 				a.Codes = append(a.Codes, c)
 			}
 		}

@@ -353,14 +353,15 @@ func nameHash(name string) string {
 }
 
 // TestDetailsKept: the specimen and performing lab come from the references'
-// display (an Organization first), the resulted time from issued.
+// display (an Organization first), the resulted time from issued, formatted
+// for the drill-down.
 func TestDetailsKept(t *testing.T) {
 	chicago := mustLoadLocation(t, "America/Chicago")
 	o := obsAt("g1", "2345-7", "Glucose", "128", time.Date(2026, 11, 1, 13, 40, 0, 0, time.UTC), "")
 	o.Issued = time.Date(2026, 11, 1, 15, 55, 0, 0, time.UTC)
 	o.Specimen = fhir.Reference{Reference: "Specimen/1", Display: "Blood"}
 	o.Performers = []fhir.Reference{{Reference: "Practitioner/9", Display: "Dr. Who"}, {Reference: "Organization/2", Display: "Riverside Core Laboratory"}}
-	r := RowsOf(Results([]fhir.Observation{o}, chicago))[0]
+	r := AnalyteOf(Results([]fhir.Observation{o}, chicago), "2345-7", "/l/L", labs.ModeSummary, labs.Filter{}).Rows[0]
 	got := [5]string{r.Specimen, r.Performer, r.Collected, r.Issued, r.IssuedISO}
 	want := [5]string{"Blood", "Riverside Core Laboratory", "2026-11-01 07:40", "2026-11-01 09:55", "2026-11-01T09:55:00-06:00"}
 	if got != want {
@@ -368,7 +369,7 @@ func TestDetailsKept(t *testing.T) {
 	}
 	o.Performers = o.Performers[:1]
 	o.Issued = time.Time{}
-	r = RowsOf(Results([]fhir.Observation{o}, chicago))[0]
+	r = AnalyteOf(Results([]fhir.Observation{o}, chicago), "2345-7", "/l/L", labs.ModeSummary, labs.Filter{}).Rows[0]
 	if r.Performer != "Dr. Who" || r.Issued != "" || r.IssuedISO != "" {
 		t.Errorf("performer %q issued %q", r.Performer, r.Issued)
 	}
