@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -11,28 +10,6 @@ import (
 	"smartlabs/server/e2e"
 	"smartlabs/server/servertest"
 )
-
-// axeViolation is one axe-core rule a page breaks.
-type axeViolation struct {
-	ID     string   `json:"id"`
-	Impact string   `json:"impact"`
-	Nodes  []string `json:"nodes"`
-}
-
-// mustAxe runs axe-core's WCAG 2.1 A and AA rules on the frame's document
-// and returns what it finds; src is axe.min.js, loaded when missing.
-func mustAxe(t *testing.T, tab *e2e.Tab, src string) []axeViolation {
-	t.Helper()
-	var loaded bool
-	if mustEval(t, tab, `typeof axe !== "undefined"`, &loaded); !loaded {
-		mustEval(t, tab, src+`; true`, nil)
-	}
-	var v []axeViolation
-	mustEval(t, tab, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
-		.then(r => r.violations.map(v => ({id: v.id, impact: v.impact,
-			nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)})))`, &v)
-	return v
-}
 
 // mustOpen loads u in the frame as a full page and waits until htmx is idle.
 func mustOpen(t *testing.T, tab *e2e.Tab, u string) {
@@ -91,13 +68,7 @@ const flagsJS = `((lines, name) => [...document.querySelectorAll(lines)].map(l =
 // and the flowsheet at 360 px without overflowing the page; axe finds no
 // WCAG 2.1 A/AA violation on the new views, and no view asks the EHR again.
 func TestEpicPatientInFrame(t *testing.T) {
-	axeSrc, err := os.ReadFile("../../node_modules/axe-core/axe.min.js")
-	if err != nil {
-		if os.Getenv(e2e.RequireEnv) != "" {
-			t.Fatalf("axe-core is not installed (npm ci): %v", err)
-		}
-		t.Skipf("axe-core is not installed (npm ci): %v", err)
-	}
+	axeSrc := mustAxeSource(t)
 	env := servertest.New(t, servertest.Options{})
 	b := e2e.NewBrowser(t)
 	tab := b.NewTab(t)
@@ -280,7 +251,7 @@ func TestEpicPatientInFrame(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("axe %s at %d px", view.name, width), func(t *testing.T) {
 				mustOpen(t, tab, base+view.path)
-				for _, v := range mustAxe(t, tab, string(axeSrc)) {
+				for _, v := range mustAxe(t, tab, axeSrc) {
 					t.Errorf("axe %s (%s): %s", v.ID, v.Impact, strings.Join(v.Nodes, "\n\t"))
 				}
 			})

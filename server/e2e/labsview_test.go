@@ -355,26 +355,15 @@ func measureFilterClicks(t *testing.T, tab *e2e.Tab) {
 		len(ms), (ms[len(ms)/2-1]+ms[len(ms)/2])/2, ms[0], ms[len(ms)-1], size.Decoded, size.Encoded)
 }
 
-// axeWait bounds one axe-core audit: a page of hundreds of rows takes
-// seconds alone and over 20 s on a loaded machine.
-const axeWait = 3 * time.Minute
-
 // TestAccessibility runs axe-core (WCAG 2.1 A and AA rules) on the summary,
 // the full list and a drill-down, in a 360 px sidebar and at 1280 px.
 func TestAccessibility(t *testing.T) {
-	src, err := os.ReadFile("../../node_modules/axe-core/axe.min.js")
-	if err != nil {
-		if os.Getenv(e2e.RequireEnv) != "" {
-			t.Fatalf("axe-core is not installed (npm ci): %v", err)
-		}
-		t.Skipf("axe-core is not installed (npm ci): %v", err)
-	}
+	src := mustAxeSource(t)
 	env := servertest.New(t, servertest.Options{})
 	b := e2e.NewBrowser(t)
 	tab := b.NewTab(t)
 	openChart(t, env, tab, "Okafor")
 	waitIdle(t, tab)
-	mustEval(t, tab, string(src)+`; true`, nil)
 	var key string
 	mustEval(t, tab, `document.querySelector("[data-testid=summary-line]:has([data-testid=sparkline])").dataset.key`, &key)
 	base, _ := tab.FrameURL(frame)
@@ -390,22 +379,7 @@ func TestAccessibility(t *testing.T) {
 			t.Run(fmt.Sprintf("%s at %d px", view.name, width), func(t *testing.T) {
 				mustLoadNew(t, tab, `location.href = `+jsQuote(base+view.path))
 				waitIdle(t, tab)
-				var loaded bool
-				if mustEval(t, tab, `typeof axe !== "undefined"`, &loaded); !loaded {
-					if err := tab.EvalWithin(frame, string(src)+`; true`, nil, axeWait); err != nil {
-						t.Fatal(err)
-					}
-				}
-				var violations []struct {
-					ID     string   `json:"id"`
-					Impact string   `json:"impact"`
-					Nodes  []string `json:"nodes"`
-				}
-				if err := tab.EvalWithin(frame, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
-					.then(r => r.violations.map(v => ({id: v.id, impact: v.impact,
-						nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)})))`, &violations, axeWait); err != nil {
-					t.Fatal(err)
-				}
+				violations := mustAxe(t, tab, src)
 				for _, v := range violations {
 					t.Errorf("axe %s (%s): %s", v.ID, v.Impact, strings.Join(v.Nodes, "\n\t"))
 				}

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -27,42 +26,6 @@ var themedViews = []struct {
 	{"drill-down", "{launch}/a/{key}", `[data-testid=chart] [data-testid=chart-point]`, true},
 	{"error page", "{launch}/a/not-a-key", `[data-testid=error-title]`, false},
 	{"signed out", "/signed-out", `[data-testid=error-title]`, false},
-}
-
-// axeViolation is one failed axe rule with its first nodes.
-type axeViolation struct {
-	ID     string   `json:"id"`
-	Impact string   `json:"impact"`
-	Count  int      `json:"count"`
-	Nodes  []string `json:"nodes"`
-}
-
-// mustAxeSource reads axe-core from node_modules, skipping the test when it is
-// not installed (unless browser tests are required).
-func mustAxeSource(t *testing.T) string {
-	t.Helper()
-	src, err := os.ReadFile("../../node_modules/axe-core/axe.min.js")
-	if err != nil {
-		if os.Getenv(e2e.RequireEnv) != "" {
-			t.Fatalf("axe-core is not installed (npm ci): %v", err)
-		}
-		t.Skipf("axe-core is not installed (npm ci): %v", err)
-	}
-	return string(src)
-}
-
-// mustAxe runs axe-core's WCAG 2.1 A and AA rules on the frame's document.
-func mustAxe(t *testing.T, tab *e2e.Tab, src string) []axeViolation {
-	t.Helper()
-	var loaded bool
-	if mustEval(t, tab, `typeof axe !== "undefined"`, &loaded); !loaded {
-		mustEval(t, tab, src+`; true`, nil)
-	}
-	var violations []axeViolation
-	mustEval(t, tab, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
-		.then(r => r.violations.map(v => ({id: v.id, impact: v.impact, count: v.nodes.length,
-			nodes: v.nodes.slice(0, 5).map(n => n.target.join(" ") + ": " + n.failureSummary)})))`, &violations)
-	return violations
 }
 
 // contrastJS defines __e2eColor, which resolves a CSS colour (a value or a

@@ -490,7 +490,7 @@ func generate(p *patientSpec, anchor time.Time) []observation {
 		return generateEdge(p)
 	}
 	if p.epic {
-		obs, _ := generateEpic(p)
+		obs, _ := generateEpic(p, anchor)
 		return obs
 	}
 	if p.results == 0 {

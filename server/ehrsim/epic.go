@@ -232,8 +232,9 @@ func epicID(patientID, kind string, n int) string {
 }
 
 // generateEpic builds the patient's observations, newest first, and its
-// lab reports, dated before dataAnchor.
-func generateEpic(p *patientSpec) ([]observation, []diagnosticReport) {
+// lab reports, each draw its days before anchor (the lab day of the
+// simulator's clock), so the data moves with the clock like every history.
+func generateEpic(p *patientSpec, anchor time.Time) ([]observation, []diagnosticReport) {
 	subject := reference{Reference: "Patient/" + p.id, Display: p.given + " " + p.family}
 	lab := []codeableConcept{{
 		Coding: []coding{{System: systemCategory, Code: "laboratory", Display: "Laboratory"}},
@@ -242,7 +243,7 @@ func generateEpic(p *patientSpec) ([]observation, []diagnosticReport) {
 	var obs []observation
 	var reports []diagnosticReport
 	for di, d := range epicDraws {
-		day := dataAnchor.AddDate(0, 0, -d.daysAgo).In(labZone)
+		day := anchor.AddDate(0, 0, -d.daysAgo)
 		at := time.Date(day.Year(), day.Month(), day.Day(), d.hour, d.minute, 0, 0, labZone)
 		for pi, pn := range d.panels {
 			n := di*10 + pi
@@ -319,13 +320,13 @@ func (t epicTest) fill(o *observation, value string) {
 	o.ValueQuantity = q
 }
 
-// reports returns the patient's lab DiagnosticReports, newest first; only
-// the patient with Epic's shapes has any.
-func (d *dataset) reports(id string) []diagnosticReport {
+// reports returns the patient's lab DiagnosticReports as of at, newest
+// first; only the patient with Epic's shapes has any.
+func (d *dataset) reports(id string, at time.Time) []diagnosticReport {
 	p := d.patient(id)
 	if p == nil || !p.epic {
 		return nil
 	}
-	_, reps := generateEpic(p)
+	_, reps := generateEpic(p, anchorDay(at))
 	return reps
 }

@@ -24,7 +24,7 @@ func TestEpicPatient(t *testing.T) {
 	if p == nil || !p.epic {
 		t.Fatal("no patient with Epic's shapes")
 	}
-	obs := d.observations(p.id)
+	obs := d.observations(p.id, dataClock)
 	if len(obs) != p.results || p.info().ResultCount != len(obs) {
 		t.Fatalf("%d observations, spec says %d", len(obs), p.results)
 	}
@@ -38,7 +38,7 @@ func TestEpicPatient(t *testing.T) {
 		}
 		at, err := time.Parse(time.RFC3339, o.EffectiveDateTime)
 		issued, err2 := time.Parse(time.RFC3339, o.Issued)
-		if err != nil || err2 != nil || !issued.After(at) || !at.Before(dataAnchor) {
+		if err != nil || err2 != nil || !issued.After(at) || !issued.Before(dataClock) {
 			t.Errorf("%s: collected %q, issued %q", o.ID, o.EffectiveDateTime, o.Issued)
 		}
 		if !prev.IsZero() && at.After(prev) {
@@ -97,7 +97,7 @@ func TestEpicPatient(t *testing.T) {
 
 	// Reports name existing results, each result in at most one report; the
 	// orders without a report (HbA1c, HIV) group their results by basedOn only.
-	reports := d.reports(p.id)
+	reports := d.reports(p.id, dataClock)
 	inReport := map[string]bool{}
 	for _, r := range reports {
 		if r.Subject.Reference != "Patient/"+p.id || r.Category[0].Coding[0].Code != "LAB" || r.Code.Text == "" ||
@@ -115,7 +115,7 @@ func TestEpicPatient(t *testing.T) {
 	if len(reports) == 0 || len(inReport) == len(obs) || len(inReport) == 0 {
 		t.Errorf("%d reports hold %d of %d results; want some results outside any report", len(reports), len(inReport), len(obs))
 	}
-	if d.reports(patientSpecs[0].id) != nil {
+	if d.reports(patientSpecs[0].id, dataClock) != nil {
 		t.Error("another patient has reports")
 	}
 }
@@ -154,7 +154,7 @@ func TestReportSearch(t *testing.T) {
 			t.Errorf("next link %q is not opaque", next)
 		}
 	}
-	if want := len(newDataset().reports(epicPatient.id)); len(ids) != want {
+	if want := len(newDataset().reports(epicPatient.id, dataClock)); len(ids) != want {
 		t.Errorf("%d reports through paging, want %d", len(ids), want)
 	}
 

@@ -92,7 +92,7 @@ func (s *Sim) handleReportSearch(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) renderReports(w http.ResponseWriter, c reportCursor, selfURL string) {
 	var all []diagnosticReport
 	if c.lab {
-		all = s.data.reports(c.patient)
+		all = s.data.reports(c.patient, c.created)
 	}
 	iss := s.ISS()
 	start := min((c.page-1)*c.pageSize, len(all))
