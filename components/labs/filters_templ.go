@@ -155,7 +155,7 @@ func controls(p Props) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "\" autocomplete=\"off\" maxlength=\"100\" class=\"w-44 rounded border border-sl-border bg-sl-bg px-2 py-1\" data-testid=\"search\" hx-get=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "\" autocomplete=\"off\" maxlength=\"100\" class=\"w-44 rounded border border-sl-control bg-sl-bg px-2 py-1\" data-testid=\"search\" hx-get=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -168,7 +168,7 @@ func controls(p Props) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "\" hx-trigger=\"input changed delay:300ms, search\" hx-include=\"closest form\" hx-target=\"#labs-results\" hx-swap=\"outerHTML\" hx-push-url=\"true\" hx-sync=\"#labs:replace\"></div><div class=\"flex flex-col gap-1\"><label for=\"labs-status\" class=\"font-medium\">Status</label> <select id=\"labs-status\" name=\"status\" class=\"rounded border border-sl-border bg-sl-bg px-2 py-1\" data-testid=\"status-filter\"><option value=\"\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "\" hx-trigger=\"input changed delay:300ms, search\" hx-include=\"closest form\" hx-target=\"#labs-results\" hx-swap=\"outerHTML\" hx-push-url=\"true\" hx-sync=\"#labs:replace\"></div><div class=\"flex flex-col gap-1\"><label for=\"labs-status\" class=\"font-medium\">Status</label> <select id=\"labs-status\" name=\"status\" class=\"rounded border border-sl-control bg-sl-bg px-2 py-1\" data-testid=\"status-filter\"><option value=\"\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -224,7 +224,7 @@ func controls(p Props) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "</select></div><div class=\"flex flex-col gap-1\"><label for=\"labs-sort\" class=\"font-medium\">Sort by</label> <select id=\"labs-sort\" name=\"sort\" class=\"rounded border border-sl-border bg-sl-bg px-2 py-1\" data-testid=\"sort\"><option value=\"date\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "</select></div><div class=\"flex flex-col gap-1\"><label for=\"labs-sort\" class=\"font-medium\">Sort by</label> <select id=\"labs-sort\" name=\"sort\" class=\"rounded border border-sl-control bg-sl-bg px-2 py-1\" data-testid=\"sort\"><option value=\"date\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

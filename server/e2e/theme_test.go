@@ -24,6 +24,7 @@ var themedViews = []struct {
 	// Abnormal only: every flag colour, without making axe read all 640 rows.
 	{"all results", "{launch}?view=all&abnormal=1", `[data-testid=result-row][data-critical]`, true},
 	{"drill-down", "{launch}/a/{key}", `[data-testid=chart] [data-testid=chart-point]`, true},
+	{"flowsheet", "{launch}?view=flowsheet", `[data-testid=flow-cell]`, true},
 	{"error page", "{launch}/a/not-a-key", `[data-testid=error-title]`, false},
 	{"signed out", "/signed-out", `[data-testid=error-title]`, false},
 }

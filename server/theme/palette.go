@@ -43,9 +43,8 @@ var palette = []colour{
 	{name: "--sl-warning-bg", def: "#fffbeb", tint: "--sl-warning-border", part: 0.08, ground: "the incomplete-list banner and status notes"},
 	{name: "--sl-info-bg", def: "#eff6ff", tint: "--sl-info-border", part: 0.06, ground: "information notices"},
 	{name: "--sl-band", def: "#dcfce7", tint: "--sl-success", part: 0.15, ground: "the reference band of charts"},
-	// Outlines of controls are --sl-control; the search box and the selects
-	// still draw theirs in this colour (border-sl-border in their templates),
-	// below 3:1 in our default theme too.
+	// Outlines of controls (period chips, the search box, the selects) are
+	// --sl-control; this colour only separates rows and panels.
 	{name: "--sl-border", def: "#d1d5db", tint: "--sl-fg", part: 0.2, ground: "separators between rows and chart grid lines, which are decoration"},
 	{name: "--sl-backdrop", def: "#1f293780", translucent: true, ground: "behind a dialog, never behind text"},
 
