@@ -23,11 +23,12 @@ func main() {
 }
 
 const usage = `usage:
-  smartlabs serve --config FILE      run the app
-  smartlabs demo [flags]             run the app with a built-in EHR simulator
-  smartlabs keys new --out DIR       write a new private_key_jwt key pair (--alg ES384 for ECDSA)
-  smartlabs doctor --config FILE     check every issuer's setup; --backend NAME checks a backend-services registration
-  smartlabs version                  print the version, Go version and VCS revision`
+  smartlabs serve --config FILE         run the app
+  smartlabs demo [flags]                run the app with a built-in EHR simulator
+  smartlabs keys new --out DIR          write a new private_key_jwt key pair (--alg ES384 for ECDSA)
+  smartlabs doctor --config FILE        check every issuer's setup; --backend NAME checks a backend-services registration
+  smartlabs healthcheck --config FILE   exit 0 when the server of that config answers /healthz with 200
+  smartlabs version                     print the version, Go version and VCS revision`
 
 // run is the whole program; main only adds the process around it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKeys(args[1:], stdout, stderr)
 	case "doctor":
 		return runDoctor(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, server.ReadBuildInfo(version()))
 		return nil
