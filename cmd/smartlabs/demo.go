@@ -21,7 +21,7 @@ const demoClientID = "smartlabs-demo"
 // runDemo runs the app and the EHR simulator side by side on loopback. The
 // app is reached as localhost and the simulator as 127.0.0.1: two sites, so
 // the app runs in a cross-site frame exactly as inside Epic.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the app (reached as http://localhost:PORT)")
@@ -93,7 +93,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := config.Finish(cfg); err != nil {
 		return err
 	}
-	a, err := newApp(cfg, stderr)
+	a, err := newApp(cfg, getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func mustKeyFiles(t *testing.T, alg string) keys.Files {
 
 func mustApp(t *testing.T, cfg *config.Config) *app {
 	t.Helper()
-	a, err := newApp(cfg, io.Discard)
+	a, err := newApp(cfg, os.Getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ func main() {
 const usage = `usage:
   smartlabs serve --config FILE         run the app
   smartlabs demo [flags]                run the app with a built-in EHR simulator
+  smartlabs simulator [flags]           run the EHR simulator alone (--base-url, --app-url, --tls-dir)
   smartlabs keys new --out DIR          write a new private_key_jwt key pair (--alg ES384 for ECDSA)
   smartlabs doctor --config FILE        check every issuer's setup; --backend NAME checks a backend-services registration
   smartlabs healthcheck --config FILE   exit 0 when the server of that config answers /healthz with 200
@@ -40,7 +41,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "demo":
-		return runDemo(ctx, args[1:], stdout, stderr)
+		return runDemo(ctx, args[1:], getenv, stdout, stderr)
+	case "simulator":
+		return runSimulator(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return runKeys(args[1:], stdout, stderr)
 	case "doctor":

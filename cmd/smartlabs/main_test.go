@@ -38,10 +38,16 @@ func (s *syncBuffer) String() string {
 // and a function that stops it and returns run's error.
 func start(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop func() error) {
 	t.Helper()
+	return startEnv(t, os.Getenv, args...)
+}
+
+// startEnv is start with the environment given as getenv.
+func startEnv(t *testing.T, getenv func(string) string, args ...string) (stdout, stderr *syncBuffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, args, os.Getenv, stdout, stderr) }()
+	go func() { errc <- run(ctx, args, getenv, stdout, stderr) }()
 	var once sync.Once
 	var err error
 	stop = func() error {

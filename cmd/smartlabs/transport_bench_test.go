@@ -67,7 +67,7 @@ func view(t testing.TB, hc *http.Client, base string) {
 // instant may still dial, which is why a few are allowed.
 func TestConnectionReuse(t *testing.T) {
 	srv, conns := pagedEHR(t)
-	hc := newHTTPClient()
+	hc := newHTTPClient(nil)
 	view(t, hc, srv.URL)
 	first := conns.Load()
 	if first < 1 || first > 4 {
@@ -85,7 +85,7 @@ func TestConnectionReuse(t *testing.T) {
 // shared pool, and reports new TCP connections per view.
 func BenchmarkView(b *testing.B) {
 	srv, conns := pagedEHR(b)
-	hc := newHTTPClient()
+	hc := newHTTPClient(nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		view(b, hc, srv.URL)

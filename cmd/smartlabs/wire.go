@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,7 +47,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	app, err := newApp(cfg, stderr)
+	app, err := newApp(cfg, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -75,9 +77,14 @@ func (a *app) Close() {
 	}
 }
 
-// newApp wires the server from a validated config.
-func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
+// newApp wires the server from a validated config; getenv supplies
+// SSL_CERT_FILE, the extra CA certificates outbound requests trust.
+func newApp(cfg *config.Config, getenv func(string) string, stderr io.Writer) (*app, error) {
 	a := &app{}
+	roots, err := rootCAs(getenv)
+	if err != nil {
+		return nil, err
+	}
 	logger := zerolog.New(stderr).With().Timestamp().Str("service", "smartlabs").Logger()
 	audit, closeAudit, err := openAudit(cfg.AuditLog, stderr)
 	if err != nil {
@@ -140,7 +147,7 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 			srv.StoreError(w, r, err)
 		},
 	})
-	hc := newHTTPClient()
+	hc := newHTTPClient(roots)
 	// Every FHIR and token request is measured (latency, outcome) on its way out.
 	hc.Transport = a.metrics.Transport(hc.Transport)
 	srv = server.New(server.Deps{
@@ -160,9 +167,13 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 }
 
 // newHTTPClient is the one pooled client for every outbound request. No
-// client-wide timeout: each request carries its own deadline.
-func newHTTPClient() *http.Client {
+// client-wide timeout: each request carries its own deadline. Nil roots
+// means the system's CA certificates.
+func newHTTPClient(roots *x509.CertPool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
 	tr.MaxIdleConnsPerHost = 32
 	tr.ForceAttemptHTTP2 = true
 	tr.ResponseHeaderTimeout = 30 * time.Second
@@ -172,6 +183,30 @@ func newHTTPClient() *http.Client {
 		// could otherwise send our bearer token to a host we never checked.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// rootCAs returns the system's CA certificates plus those in the file named
+// by SSL_CERT_FILE (a private CA: an internal FHIR server, the EHR simulator),
+// or nil when it is unset. Go reads SSL_CERT_FILE from the process
+// environment as well; reading it here makes a missing or empty file stop
+// smartlabs at start, instead of every TLS handshake failing later.
+func rootCAs(getenv func(string) string) (*x509.CertPool, error) {
+	f := getenv("SSL_CERT_FILE")
+	if f == "" {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("SSL_CERT_FILE: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("SSL_CERT_FILE: no PEM certificate in %s", f)
+	}
+	return pool, nil
 }
 
 func openAudit(path string, stderr io.Writer) (zerolog.Logger, func(), error) {
