@@ -8,6 +8,7 @@ FUZZTIME ?= 15s
 .DEFAULT_GOAL := help
 
 include mk/assets.mk
+include mk/image.mk
 
 .PHONY: help
 help: ## List the targets.
