@@ -37,9 +37,14 @@ lint: ## gofmt, go vet, and no build outputs or large files tracked by git.
 	$(GO) vet ./...
 
 .PHONY: test
-test: deps check-generated lint ## Every test on a fresh machine: generated files, lint, unit + race + browser tests, short fuzz.
+test: deps check-generated lint ## Every test on a fresh machine: generated files, lint, unit + race + browser tests, Kubernetes manifests, short fuzz.
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) --no-print-directory k8s-check
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+.PHONY: k8s-check
+k8s-check: ## Validate deploy/k8s offline (a Go module of its own): API types, the app's config, invariants.
+	cd deploy/k8s/check && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . ..
 
 .PHONY: fuzz
 fuzz: ## Short fuzz of the parsers that take outside input (FUZZTIME=15s each).
