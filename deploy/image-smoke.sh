@@ -50,7 +50,8 @@ size=$("$engine" image inspect --format '{{.Size}}' "$image")
 pass "image size $size bytes (< 30 MB)"
 
 # 2. The image's filesystem.
-mkdir -p "$work/rootfs" "$work/config"
+mkdir -p "$work/rootfs" "$work/config" "$work/state"
+chown 65532:65532 "$work/state"
 cid=$("$engine" create "$image")
 "$engine" export "$cid" | tar -C "$work/rootfs" -xf -
 "$engine" rm -f "$cid" >/dev/null
@@ -63,15 +64,18 @@ if [ -e "$work/rootfs/bin/sh" ] || [ -e "$work/rootfs/usr/share/zoneinfo" ]; the
 	fail "the image holds a shell or a zoneinfo tree: it is not the scratch image"
 fi
 grep -q '^smartlabs:x:65532:65532:' "$work/rootfs/etc/passwd" || fail "no passwd entry for 65532"
-pass "filesystem: /smartlabs, passwd entry 65532, CA certificates, no shell, no zoneinfo ($(find "$work/rootfs" -type f | wc -l) files)"
+owned=$(find "$work/rootfs" -uid 65532 -printf '/%P ')
+[ "$owned" = "/var/lib/smartlabs " ] || fail "paths owned by 65532: '$owned', want only /var/lib/smartlabs (the volume mount point)"
+[ -z "$(ls -A "$work/rootfs/var/lib/smartlabs")" ] || fail "/var/lib/smartlabs is not empty"
+pass "filesystem: /smartlabs, passwd entry 65532, CA certificates, no shell, no zoneinfo ($(find "$work/rootfs" -type f | wc -l) files); only the empty volume mount point /var/lib/smartlabs belongs to 65532"
 
 # 3. The config a deployment mounts. time_zone needs the embedded tzdata: the
-# image has no /usr/share/zoneinfo. The audit log goes to stderr.
+# image has no /usr/share/zoneinfo. The audit log goes to a mounted volume.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18080)
 cat >"$work/config/smartlabs.yaml" <<EOF
 listen: 127.0.0.1:$port
 public_url: https://smartlabs.example.org
-audit_log: "-"
+audit_log: /var/lib/smartlabs/audit.jsonl
 time_zone: America/Chicago
 issuers:
   - name: Example
@@ -81,16 +85,18 @@ issuers:
 EOF
 chmod 0444 "$work/config/smartlabs.yaml"
 
-# 4. Start the entrypoint as 65532:65532 on the read-only root. unshare execs
-# (no fork), so $pid is the server itself once chroot has exec'd it.
+# 4. Start the entrypoint as 65532:65532 on the read-only root, with the config
+# mounted read-only and a writable volume for the audit log. unshare execs (no
+# fork), so $pid is the server itself once chroot has exec'd it.
 SMARTLABS_SMOKE_SECRET=not-a-real-secret unshare --mount --propagation private -- bash -c '
 	set -e
 	root=$1
 	mount --bind "$root" "$root"
 	mount --bind -o ro "$2" "$root/etc/smartlabs"
+	mount --bind "$3" "$root/var/lib/smartlabs"
 	mount -o remount,bind,ro "$root"
 	exec chroot --userspec=65532:65532 "$root" /smartlabs serve --config /etc/smartlabs/smartlabs.yaml
-' smoke "$work/rootfs" "$work/config" >"$work/stdout" 2>"$work/stderr" &
+' smoke "$work/rootfs" "$work/config" "$work/state" >"$work/stdout" 2>"$work/stderr" &
 pid=$!
 
 up=""
@@ -118,6 +124,10 @@ if out=$(nsenter --target "$pid" --mount -- touch "$work/rootfs/written-by-root"
 	fail "root could write to the server's root filesystem"
 fi
 pass "root filesystem is read-only (mount options $rootopts; even root's write fails: ${out##*: })"
+
+audit=$(stat -c '%u:%g %a' "$work/state/audit.jsonl" 2>/dev/null) || fail "no audit log in the mounted volume"
+[ "$audit" = "65532:65532 600" ] || fail "audit log is '$audit', want 65532:65532 600"
+pass "audit log opened in the mounted volume (/var/lib/smartlabs/audit.jsonl, $audit), not in the image"
 
 # The server, not only the liveness endpoint, works on that root.
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] || fail "/readyz is not 200"

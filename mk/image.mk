@@ -24,7 +24,7 @@ LDFLAGS := -s -w \
 image-stage:
 	@[ -s "$(CA_BUNDLE)" ] || { echo "no CA bundle at $(CA_BUNDLE): install ca-certificates or set CA_BUNDLE" >&2; exit 1; }
 	rm -rf $(IMAGE_DIR)
-	mkdir -p $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/etc/smartlabs
+	mkdir -p $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/etc/smartlabs $(IMAGE_DIR)/var/lib $(IMAGE_DIR)/state
 	CGO_ENABLED=0 $(GO) build -trimpath -tags timetzdata -ldflags "$(LDFLAGS)" -o $(IMAGE_DIR)/smartlabs ./cmd/smartlabs
 	printf 'smartlabs:x:65532:65532:smartlabs:/nonexistent:/sbin/nologin\n' > $(IMAGE_DIR)/etc/passwd
 	printf 'smartlabs:x:65532:\n' > $(IMAGE_DIR)/etc/group
@@ -32,6 +32,7 @@ image-stage:
 	chmod 0555 $(IMAGE_DIR)/smartlabs
 	chmod 0444 $(IMAGE_DIR)/etc/passwd $(IMAGE_DIR)/etc/group $(IMAGE_DIR)/etc/ssl/certs/ca-certificates.crt
 	chmod 0555 $(IMAGE_DIR)/etc $(IMAGE_DIR)/etc/ssl $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/etc/smartlabs
+	chmod 0755 $(IMAGE_DIR)/var $(IMAGE_DIR)/var/lib $(IMAGE_DIR)/state
 
 image: image-stage ## Build the container image (podman or docker) FROM scratch and check it is under 30 MB.
 	@[ -n "$(CONTAINER)" ] || { echo "neither podman nor docker is installed (apt-get install podman)" >&2; exit 1; }
