@@ -168,10 +168,11 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// TestShippedConfigs keeps the files in configs/ loadable.
+// TestShippedConfigs keeps the files in configs/ and deploy/compose/ loadable
+// (deploy/k8s's ConfigMap is checked by deploy/k8s/check).
 func TestShippedConfigs(t *testing.T) {
-	e := env(map[string]string{"EPIC_CLIENT_ID": "id", "EPIC_CLIENT_SECRET": "s", "SMARTLABS_REDIS_URL": "redis://127.0.0.1:6379/0", "SMARTLABS_PUBLIC_URL": "https://smartlabs.example.org"})
-	for _, f := range []string{"../../configs/example.yaml", "../../configs/epic-sandbox.yaml"} {
+	e := env(map[string]string{"EPIC_CLIENT_ID": "id", "EPIC_CLIENT_SECRET": "s", "SMARTLABS_REDIS_URL": "redis://127.0.0.1:6379/0", "SMARTLABS_PUBLIC_URL": "https://smartlabs.example.org", "SIM_CLIENT_SECRET": "s"})
+	for _, f := range []string{"../../configs/example.yaml", "../../configs/epic-sandbox.yaml", "../../deploy/compose/smartlabs.yaml"} {
 		_, err := LoadFile(f, e)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
