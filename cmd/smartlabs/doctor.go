@@ -31,7 +31,12 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	opts := doctor.Options{Timeout: *timeout}
+	// The doctor trusts what serve trusts, SSL_CERT_FILE included.
+	roots, err := rootCAs(getenv)
+	if err != nil {
+		return err
+	}
+	opts := doctor.Options{Timeout: *timeout, HTTPClient: newHTTPClient(roots)}
 	var rows []doctor.Row
 	if *backend != "" {
 		fmt.Fprintf(stdout, "Backend services check for %q: a separate app registration, not the clinician app's.\n\n", *backend)

@@ -97,6 +97,20 @@ func TestSimulator(t *testing.T) {
 		t.Errorf("client without the CA: %v, want an unknown-authority error", err)
 	}
 
+	// The doctor, like serve, trusts the simulator through SSL_CERT_FILE: every
+	// check passes with it, and discovery is unreachable without it.
+	cfg := filepath.Join(t.TempDir(), "smartlabs.yaml")
+	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npublic_url: https://smartlabs.example.org\nissuers:\n  - iss: "+base+"/fhir/R4\n    client_id: smartlabs\n    client_secret: ${SMARTLABS_SIM_CLIENT_SECRET}\n"), 0o600)
+	var report strings.Builder
+	withCA := envWith(map[string]string{simSecretEnv: "sim-secret", "SSL_CERT_FILE": filepath.Join(dir, "ca.pem")})
+	if err := run(context.Background(), []string{"doctor", "--config", cfg}, withCA, &report, io.Discard); err != nil {
+		t.Errorf("doctor with SSL_CERT_FILE: %v\n%s", err, report.String())
+	}
+	report.Reset()
+	if err := run(context.Background(), []string{"doctor", "--config", cfg}, getenv, &report, io.Discard); err == nil {
+		t.Errorf("doctor without the simulator's CA passed:\n%s", report.String())
+	}
+
 	cert1, _ := os.ReadFile(filepath.Join(dir, "cert.pem"))
 	if err := stop(); err != nil {
 		t.Fatalf("simulator returned %v", err)
