@@ -36,8 +36,8 @@ var (
 const perIPCeiling = 600
 
 // TestReplicasBehindTLSProxy is the production layout on loopback: two
-// `smartlabs serve` processes' worth of wiring (run with a config file each),
-// sharing a real redis-server (noeviction), behind a TLS reverse proxy with
+// `smartlabs serve` instances (run, from one config file), sharing a real
+// redis-server (noeviction), behind a TLS reverse proxy with
 // cookie affinity, talking to the EHR simulator over HTTPS signed by a
 // private CA that the app trusts through SSL_CERT_FILE. It shows that
 //   - a launch through the proxy completes and stays on one replica, whose
