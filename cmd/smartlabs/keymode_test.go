@@ -60,7 +60,7 @@ func TestKeyFileModeAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs bytes.Buffer
-			a, err := newApp(cfg, &logs)
+			a, err := newApp(cfg, func(string) string { return "" }, &logs)
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					a.Close()
