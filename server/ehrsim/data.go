@@ -51,6 +51,7 @@ type patientSpec struct {
 	xss                                       bool   // one lab name carries a script tag.
 	edge                                      bool   // the edge-case numbers and dates of edgeTests.
 	epic                                      bool   // the shapes of a production Epic system (epic.go).
+	pending                                   int    // the newest results are orders not yet collected (see pending.go).
 }
 
 func (p *patientSpec) info() PatientInfo {
@@ -81,6 +82,9 @@ var patientSpecs = []patientSpec{
 		mrn: "203717", encounter: "eEdg3Enc0unTr1Qm4Ks8Yaw3", dstu2ID: "TEdg3Du2Mx7Qp1Lz9Wc4NbAB",
 		results: edgeResultCount, years: 1, seed: 66, edge: true},
 	epicPatient,
+	{id: "ePnd9UndAt3dQr7Lm2Xk4Sw3", family: "Pending", given: "Undated", gender: "female", birthDate: "1968-09-12",
+		mrn: "203718", encounter: "ePnd9Enc0unTr7Kq2Lm5Xw3", dstu2ID: "TPnd9Du2Qm4Lx8Wr1Kc7NbAB",
+		results: 240, years: 3, seed: 77, pending: pendingResults},
 }
 
 // rangeKind says how an analyte's reference range is expressed.
@@ -287,12 +291,13 @@ type (
 	observation struct {
 		ResourceType         string            `json:"resourceType"`
 		ID                   string            `json:"id"`
+		Meta                 *meta             `json:"meta,omitempty"`
 		Status               string            `json:"status"`
 		Category             []codeableConcept `json:"category"`
 		Code                 codeableConcept   `json:"code"`
 		Subject              reference         `json:"subject"`
-		EffectiveDateTime    string            `json:"effectiveDateTime"`
-		Issued               string            `json:"issued"`
+		EffectiveDateTime    string            `json:"effectiveDateTime,omitempty"`
+		Issued               string            `json:"issued,omitempty"`
 		ValueQuantity        *quantity         `json:"valueQuantity,omitempty"`
 		ValueString          string            `json:"valueString,omitempty"`
 		ValueCodeableConcept *codeableConcept  `json:"valueCodeableConcept,omitempty"`
@@ -578,6 +583,7 @@ func generate(p *patientSpec, anchor time.Time) []observation {
 			}
 		}
 	}
+	undate(obs[:min(p.pending, len(obs))])
 	return obs
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,6 +27,10 @@ type search struct {
 	pageSize int
 	created  time.Time
 	expired  bool
+	// criteria are the date parameters applied; sel is what they select, set once.
+	criteria criteria
+	once     sync.Once
+	sel      selection
 }
 
 // cursor is what an opaque next link stands for.
@@ -91,6 +96,9 @@ func allows(scopes []string, res string) bool {
 // handlePatient handles "GET /fhir/R4/Patient/{id}".
 func (s *Sim) handlePatient(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w)
+	if s.throttled(w) {
+		return
+	}
 	s.latency(r.Context())
 	g := s.authorizeFHIR(w, r)
 	if g == nil {
@@ -113,6 +121,9 @@ func (s *Sim) handlePatient(w http.ResponseWriter, r *http.Request) {
 // search and the opaque next links.
 func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w)
+	if s.throttled(w) {
+		return
+	}
 	s.latency(r.Context())
 	g := s.authorizeFHIR(w, r)
 	if g == nil {
@@ -124,7 +135,7 @@ func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if sid := q.Get("sessionID"); sid != "" {
-		s.serveNextPage(w, g, sid)
+		s.serveNextPage(w, r, g, sid)
 		return
 	}
 	patient, _ := strings.CutPrefix(q.Get("patient"), "Patient/")
@@ -151,6 +162,11 @@ func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 		size = n
 	}
 	size = min(size, maxPageSize)
+	crit, err := parseCriteria(q, s.Switches().SearchParams)
+	if err != nil {
+		writeOutcome(w, http.StatusBadRequest, "error", "invalid", "", "A search parameter is invalid: "+err.Error())
+		return
+	}
 	lab := false
 	for c := range strings.SplitSeq(category, ",") {
 		if c == "laboratory" || c == systemCategory+"|laboratory" {
@@ -170,14 +186,14 @@ func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 			delete(s.cursors, k)
 		}
 	}
-	sr := &search{patient: patient, category: lab, pageSize: size, created: now}
+	sr := &search{patient: patient, category: lab, pageSize: size, created: now, criteria: crit}
 	s.searches[sid] = sr
 	s.mu.Unlock()
-	s.renderPage(w, sid, sr, 1, s.ISS()+"/Observation?"+q.Encode())
+	s.renderPage(w, r, sid, sr, 1, s.ISS()+"/Observation?"+q.Encode())
 }
 
 // serveNextPage answers an opaque next link.
-func (s *Sim) serveNextPage(w http.ResponseWriter, g *accessGrant, cursorID string) {
+func (s *Sim) serveNextPage(w http.ResponseWriter, r *http.Request, g *accessGrant, cursorID string) {
 	sw := s.Switches()
 	s.mu.Lock()
 	c, ok := s.cursors[cursorID]
@@ -200,7 +216,7 @@ func (s *Sim) serveNextPage(w http.ResponseWriter, g *accessGrant, cursorID stri
 		return
 	}
 	s.mu.Unlock()
-	s.renderPage(w, c.search, sr, c.page, s.ISS()+"/Observation?sessionID="+cursorID)
+	s.renderPage(w, r, c.search, sr, c.page, s.ISS()+"/Observation?sessionID="+cursorID)
 }
 
 // bundleEntry is one entry of a searchset Bundle.
@@ -211,7 +227,7 @@ type bundleEntry struct {
 }
 
 // renderPage writes page number page (1-based) of a search.
-func (s *Sim) renderPage(w http.ResponseWriter, searchID string, sr *search, page int, selfURL string) {
+func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string, sr *search, page int, selfURL string) {
 	sw := s.Switches()
 	if sw.FailPage > 0 && page == sw.FailPage {
 		writeOutcome(w, http.StatusInternalServerError, "fatal", "exception", "", "An unexpected internal error has occurred.")
@@ -222,6 +238,8 @@ func (s *Sim) renderPage(w http.ResponseWriter, searchID string, sr *search, pag
 		// Every page of one search shows the data as of the search's start.
 		all = s.data.observations(sr.patient, sr.created)
 	}
+	sel := s.selectFor(sr, all)
+	all = sel.obs
 	iss := s.ISS()
 	startAt := min((page-1)*sr.pageSize, len(all))
 	end := min(startAt+sr.pageSize, len(all))
@@ -229,6 +247,9 @@ func (s *Sim) renderPage(w http.ResponseWriter, searchID string, sr *search, pag
 	for i, o := range all[startAt:end] {
 		if page == 1 && i == 1 && sw.WrongSubject {
 			o.Subject = s.otherPatient(sr.patient)
+		}
+		if o.Meta == nil {
+			o.Meta = &meta{LastUpdated: sel.times[startAt+i].updatedText}
 		}
 		entries = append(entries, bundleEntry{
 			FullURL: iss + "/Observation/" + o.ID, Resource: o, Search: map[string]any{"mode": "match"},
@@ -248,6 +269,7 @@ func (s *Sim) renderPage(w http.ResponseWriter, searchID string, sr *search, pag
 			})
 		}
 	}
+	s.resultsLatency(r, end-startAt)
 	links := []map[string]string{{"relation": "self", "url": selfURL}}
 	if end < len(all) {
 		// The next link is an opaque cursor so the client cannot compute pages itself.
@@ -299,8 +321,9 @@ func (s *Sim) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authz, token := s.AuthorizeURL(), s.TokenURL()
+	params, contained := s.observationSearchParams()
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, fhirContentType, map[string]any{
+		cs := map[string]any{
 			"resourceType": "CapabilityStatement",
 			"status":       "active",
 			"date":         "2026-11-02",
@@ -330,11 +353,7 @@ func (s *Sim) handleMetadata(w http.ResponseWriter, r *http.Request) {
 					map[string]any{
 						"type":        "Observation",
 						"interaction": []any{map[string]string{"code": "search-type"}},
-						"searchParam": []any{
-							map[string]string{"name": "patient", "type": "reference"},
-							map[string]string{"name": "category", "type": "token"},
-							map[string]string{"name": "_count", "type": "number"},
-						},
+						"searchParam": params,
 					},
 					map[string]any{
 						"type":        "DiagnosticReport",
@@ -347,7 +366,11 @@ func (s *Sim) handleMetadata(w http.ResponseWriter, r *http.Request) {
 					},
 				},
 			}},
-		})
+		}
+		if len(contained) > 0 {
+			cs["contained"] = contained
+		}
+		writeJSON(w, http.StatusOK, fhirContentType, cs)
 		return
 	}
 	w.Header().Set("Content-Type", "application/fhir+xml; charset=utf-8")

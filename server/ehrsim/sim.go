@@ -66,6 +66,23 @@ type Options struct {
 type Switches struct {
 	// Latency is added before answering every FHIR request and token request.
 	Latency time.Duration
+	// LatencyPerResult is added to a search page for each result it holds,
+	// as an EHR spends time on every resource it reads and serializes.
+	LatencyPerResult time.Duration
+	// LatencyPerInFlight is added to Latency for each other request with an
+	// access token in flight when a request arrives: an EHR slows down
+	// under load.
+	LatencyPerInFlight time.Duration
+	// MaxInFlightPerToken, when > 0, answers a FHIR request 429 Too Many
+	// Requests, with Retry-After, when more than this many requests with its
+	// access token are in flight, as an EHR that caps each app's concurrency.
+	MaxInFlightPerToken int
+	// RetryAfter is the Retry-After of those 429 answers, in whole seconds.
+	RetryAfter time.Duration
+	// SearchParams chooses which slicing parameters (_lastUpdated, date,
+	// date:missing) the Observation search lists and applies; the zero value
+	// lists and applies them all.
+	SearchParams SearchParams
 	// FailPage, when > 0, makes the Observation search page with this 1-based number answer 500.
 	FailPage int
 	// TokenLifetime is the access token lifetime; 0 means one hour.
@@ -136,6 +153,11 @@ type Request struct {
 	KeyID string
 	// Grant is the grant_type of a successful token request.
 	Grant string
+	// Query is the URL query of a FHIR search, without the patient parameter.
+	Query string
+	// InFlight counts the requests with an access token in flight when this
+	// one arrived, this one included; TokenInFlight counts those with its token.
+	InFlight, TokenInFlight int
 }
 
 // Sim is the EHR simulator; it is an http.Handler safe for concurrent use.
@@ -164,6 +186,8 @@ type Sim struct {
 	expiredBy map[string]bool
 	// reportPages are the DiagnosticReport searches' opaque next links.
 	reportPages map[string]reportCursor
+	flight      inFlight
+	times       map[string]cachedTimes
 }
 
 // maxLoggedRequests bounds the request log so a long demo run cannot grow it without limit.
@@ -192,6 +216,8 @@ func New(opts Options) (*Sim, error) {
 		cursors:      map[string]cursor{},
 		expiredBy:    map[string]bool{},
 		reportPages:  map[string]reportCursor{},
+		flight:       inFlight{byToken: map[string]int{}},
+		times:        map[string]cachedTimes{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -261,6 +287,8 @@ func (s *Sim) routes() *http.ServeMux {
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	start := s.now()
+	rec.inFlight, rec.tokenInFlight = s.arrive(r)
+	defer s.leave(r)
 	s.mux.ServeHTTP(rec, r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,16 +296,19 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests = s.requests[1:]
 	}
 	s.requests = append(s.requests, Request{
-		Time:         start,
-		Method:       r.Method,
-		Path:         r.URL.Path,
-		EpicClientID: r.Header.Get("Epic-Client-ID"),
-		Authorized:   rec.authorized,
-		Status:       rec.status,
-		ClientID:     rec.clientID,
-		ClientAuth:   rec.clientAuth,
-		KeyID:        rec.keyID,
-		Grant:        rec.grant,
+		Time:          start,
+		Method:        r.Method,
+		Path:          r.URL.Path,
+		EpicClientID:  r.Header.Get("Epic-Client-ID"),
+		Authorized:    rec.authorized,
+		Status:        rec.status,
+		ClientID:      rec.clientID,
+		ClientAuth:    rec.clientAuth,
+		KeyID:         rec.keyID,
+		Grant:         rec.grant,
+		Query:         searchQuery(r),
+		InFlight:      rec.inFlight,
+		TokenInFlight: rec.tokenInFlight,
 	})
 }
 
@@ -291,6 +322,8 @@ type recorder struct {
 	clientAuth  string
 	keyID       string
 	grant       string
+	// inFlight and tokenInFlight are the request's counts at arrival (see Request).
+	inFlight, tokenInFlight int
 }
 
 // WriteHeader records the status code.
@@ -437,9 +470,17 @@ func (s *Sim) Patients() []PatientInfo {
 	return out
 }
 
-// latency sleeps for the Latency switch, or until the request is cancelled.
+// latency sleeps for the Latency switch, plus LatencyPerInFlight for each
+// other request in flight, or until the request is cancelled.
 func (s *Sim) latency(ctx context.Context) {
-	d := s.Switches().Latency
+	s.mu.Lock()
+	d := s.switches.Latency + s.switches.LatencyPerInFlight*time.Duration(max(s.flight.all-1, 0))
+	s.mu.Unlock()
+	sleep(ctx, d)
+}
+
+// sleep waits for d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return
 	}

@@ -311,7 +311,7 @@ func TestRequestLog(t *testing.T) {
 		t.Fatalf("got %d requests, want 2", len(got))
 	}
 	want := []Request{
-		{Method: "GET", Path: "/fhir/R4/Patient/" + patientSpecs[0].id, EpicClientID: secretClient, Authorized: true, Status: 200},
+		{Method: "GET", Path: "/fhir/R4/Patient/" + patientSpecs[0].id, EpicClientID: secretClient, Authorized: true, Status: 200, InFlight: 1, TokenInFlight: 1},
 		{Method: "GET", Path: "/fhir/R4/Patient/" + patientSpecs[0].id, Status: 401},
 	}
 	for i := range want {
