@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -59,12 +60,29 @@ type Client struct {
 	// MaxRetryWait caps one wait between tries; a Retry-After asking for more
 	// ends the retries at once. 0 means DefaultMaxRetryWait.
 	MaxRetryWait time.Duration
+	// MaxParallel bounds this launch's requests in flight at once, the
+	// Patient read included, and so the windows of a sliced search fetched
+	// side by side. 0 or 1 turns slicing off: the search's pages are then
+	// fetched one after another, beside the Patient read.
+	MaxParallel int
+	// Gate, when set, is shared by every launch at the issuer and bounds the
+	// requests in flight to it from this process (the per-issuer bound).
+	Gate *Gate
+	// Capabilities, when set, caches the issuer's CapabilityStatement across
+	// launches; nil reads it for each search that may be sliced.
+	Capabilities *CapabilityCache
+	// Now is the clock (windows are laid out from it, Retry-After dates read
+	// by it); nil means time.Now.
+	Now func() time.Time
 
-	// now, sleep and rand replace the clock, the wait between tries and the
-	// jitter source in tests; nil means the real ones.
-	now   func() time.Time
+	// sleep and rand replace the wait between tries and the jitter source in
+	// tests; nil means the real ones.
 	sleep func(ctx context.Context, d time.Duration) error
 	rand  func() float64
+
+	// launchGate is the per-launch bound, made once when slicing is on.
+	launchOnce sync.Once
+	launch     *Gate
 }
 
 // Progress reports one arrived search page.
@@ -75,9 +93,19 @@ type Progress struct {
 	Fetched int
 	// Total is the server's Bundle.total, or -1 when it sent none.
 	Total int
-	// Restarted is true on the first page of a search restarted after the
-	// paging session expired: everything reported before it is void.
+	// Restarted is true on the first page of a search started again within
+	// one Labs call (the paging session expired, or the EHR ignored the
+	// slicing parameter): everything reported before it is void.
 	Restarted bool
+	// First is true on the first report of a Labs call: whatever an earlier
+	// call reported (before a token refresh, say) is void.
+	First bool
+	// Window is the window of a sliced search this page belongs to; nil for
+	// the first page and for every page of a search fetched page after page.
+	// Windows arrive newest first as far as they are started in that order,
+	// but their pages interleave: a page of an older window may come before
+	// one of a newer window.
+	Window *Window
 }
 
 // fhirID is the FHIR id syntax. Ids are checked before use so that a crafted id
@@ -179,7 +207,9 @@ func (c *Client) get(ctx context.Context, base, u *url.URL) (body []byte, oo *wi
 		return nil, nil, newError(KindRequest, 0, errors.New("could not build the request"))
 	}
 	req.Header.Set("Accept", "application/fhir+json")
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	if c.ClientID != "" {
 		req.Header.Set("Epic-Client-ID", c.ClientID)
 	}
@@ -258,7 +288,12 @@ func (c *Client) Patient(ctx context.Context, id string) (*Patient, error) {
 	u := base.JoinPath("Patient", id)
 	var w wirePatient
 	err = c.retry(ctx, func(ctx context.Context) error {
+		done, err := c.admit(ctx)
+		if err != nil {
+			return err
+		}
 		body, _, err := c.get(ctx, base, u)
+		done(err)
 		if err != nil {
 			return err
 		}
@@ -286,9 +321,11 @@ func (c *Client) Patient(ctx context.Context, id string) (*Patient, error) {
 // page is one decoded page of an Observation search.
 type page struct {
 	observations []Observation
-	outcomes     []Outcome
-	next         string
-	total        int // Bundle.total, -1 when absent
+	// times are the times of each observation a sliced search checks.
+	times    []entryTimes
+	outcomes []Outcome
+	next     string
+	total    int // Bundle.total, -1 when absent
 }
 
 // fetchFunc fetches and decodes one search page. It is the unit a retry wrapper wraps.
@@ -370,6 +407,7 @@ func newPage(b *wireBundle) *page {
 		}
 	}
 	p.observations = make([]Observation, 0, len(b.Entry))
+	p.times = make([]entryTimes, 0, len(b.Entry))
 	return p
 }
 
@@ -382,6 +420,7 @@ func (p *page) addObservation(w *wireObservation, patientID string, i int) error
 	}
 	if w.Status != "entered-in-error" {
 		p.observations = append(p.observations, toObservation(w))
+		p.times = append(p.times, timesOf(w))
 	}
 	return nil
 }
@@ -443,6 +482,11 @@ func isPatientRef(ref, id string) bool {
 // link. It never returns an error value: faults are reported in the result,
 // with whatever arrived before them, except a wrong-patient fault, which
 // discards everything.
+//
+// With MaxParallel above 1, a search with more than one page is sliced: the
+// timeline is split into windows, each searched on its own, several at once
+// (see sliced). Otherwise, or when the issuer cannot slice, the pages are
+// fetched one after another.
 func (c *Client) Labs(ctx context.Context, patientID string) *LabsResult {
 	if !fhirID.MatchString(patientID) {
 		return &LabsResult{Incomplete: true, Err: newError(KindRequest, 0, errors.New("invalid patient id"))}
@@ -451,23 +495,102 @@ func (c *Client) Labs(ctx context.Context, patientID string) *LabsResult {
 	if err != nil {
 		return &LabsResult{Incomplete: true, Err: err}
 	}
-	first := base.JoinPath("Observation")
-	first.RawQuery = url.Values{
-		"patient":  {patientID},
-		"category": {"laboratory"},
-		"_count":   {strconv.Itoa(c.pageSize())},
-	}.Encode()
-	return c.search(ctx, base, first, c.retrying(c.fetchPage(base, patientID)))
+	lc := &labsCall{c: c, base: base, patientID: patientID, total: -1,
+		fetch: c.retrying(c.gated(c.fetchPage(base, patientID)))}
+	lc.first = lc.searchURL(nil)
+	if c.slicing() {
+		lc.caps = c.readCapabilities(ctx)
+	}
+	return lc.run(ctx)
 }
 
-// search runs the paged search from first, restarting once if the paging session expires.
-func (c *Client) search(ctx context.Context, base, first *url.URL, fetch fetchFunc) *LabsResult {
-	res, restart := c.searchOnce(ctx, base, first, fetch, false)
+// labsCall is one call of Labs.
+type labsCall struct {
+	c         *Client
+	base      *url.URL
+	first     *url.URL
+	patientID string
+	fetch     fetchFunc
+	// caps delivers the issuer's capabilities when the search may be sliced; nil otherwise.
+	caps <-chan Capabilities
+	// param is the slicing parameter, once the search is sliced.
+	param string
+	// reported is set once a page was reported; total is the first page's Bundle.total.
+	reported bool
+	total    int
+}
+
+// searchURL is the first page's URL of the laboratory search, restricted to
+// window w when it is not nil.
+func (lc *labsCall) searchURL(w *Window) *url.URL {
+	u := lc.base.JoinPath("Observation")
+	v := url.Values{
+		"patient":  {lc.patientID},
+		"category": {"laboratory"},
+		"_count":   {strconv.Itoa(lc.c.pageSize())},
+	}
+	if w != nil {
+		w.query(lc.param, v)
+	}
+	u.RawQuery = v.Encode()
+	return u
+}
+
+// report hands one page to OnPage, marking the call's first report.
+func (lc *labsCall) report(p Progress) {
+	first := !lc.reported
+	lc.reported = true
+	if lc.c.OnPage != nil {
+		p.First = first
+		lc.c.OnPage(p)
+	}
+}
+
+// run fetches the search's first page, then the rest sliced or page after
+// page; it restarts once if the paging session expires, and falls back to
+// page after page when the EHR ignores the slicing parameter.
+func (lc *labsCall) run(ctx context.Context) *LabsResult {
+	var divert func(context.Context, *page) bool
+	if lc.caps != nil {
+		divert = lc.divert
+	}
+	res, restart, probe := lc.searchOnce(ctx, false, divert)
+	if probe != nil {
+		var fallback bool
+		res, fallback = lc.sliced(ctx, res, probe)
+		if !fallback {
+			return finish(res)
+		}
+		// The EHR ignored the slicing parameter: fetch everything again page
+		// after page, reported as a restart so that what came before is void.
+		param, windows := res.SlicedBy, res.Windows
+		res, restart, _ = lc.searchOnce(ctx, true, nil)
+		res.SlicedBy, res.Windows, res.FellBack = param, windows, true
+	}
 	if restart {
 		// Epic's paging session expired mid-search: start again from page 1 with
 		// an empty list so that no result appears twice.
-		res, _ = c.searchOnce(ctx, base, first, fetch, true)
+		fellBack, param, windows := res.FellBack, res.SlicedBy, res.Windows
+		res, _, _ = lc.searchOnce(ctx, true, nil)
+		res.SlicedBy, res.Windows, res.FellBack = param, windows, fellBack
 	}
+	return finish(res)
+}
+
+// divert decides, after the first page, whether the rest of the search is
+// sliced: when the issuer's capabilities name a slicing parameter.
+func (lc *labsCall) divert(ctx context.Context, _ *page) bool {
+	select {
+	case caps := <-lc.caps:
+		lc.param = caps.SliceParam()
+	case <-ctx.Done():
+		return false
+	}
+	return lc.param != ""
+}
+
+// finish settles a result's outcomes and completeness.
+func finish(res *LabsResult) *LabsResult {
 	res.Outcomes = dedupeOutcomes(res.Outcomes)
 	for _, o := range res.Outcomes {
 		if o.Incomplete {
@@ -483,36 +606,40 @@ func (c *Client) search(ctx context.Context, base, first *url.URL, fetch fetchFu
 // maxPrealloc bounds the results allocated ahead from a Bundle's total.
 const maxPrealloc = 5000
 
-// searchOnce follows the pages from first. restart is true when a next link
-// answered Epic's paging-session-expired code.
-func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fetchFunc, restarted bool) (res *LabsResult, restart bool) {
+// searchOnce follows the pages from the first. restart is true when a next
+// link answered Epic's paging-session-expired code. divert, when set, is
+// asked after a first page that has a next link whether the search goes on
+// sliced instead: searchOnce then returns that page as probe.
+func (lc *labsCall) searchOnce(ctx context.Context, restarted bool, divert func(context.Context, *page) bool) (res *LabsResult, restart bool, probe *page) {
 	res = &LabsResult{}
 	seen := map[string]bool{}
-	u := first
+	u := lc.first
 	for {
 		if res.Pages >= maxPages || seen[u.String()] {
 			res.Err = newError(KindMalformed, 0, errors.New("paging does not end"))
-			return res, false
+			return res, false, nil
 		}
 		seen[u.String()] = true
 
-		p, oo, err := fetch(ctx, u)
+		p, oo, err := lc.fetch(ctx, u)
 		if err != nil {
 			if KindOf(err) == KindWrongPatient {
-				return &LabsResult{Incomplete: true, Err: err, Pages: res.Pages}, false
+				return &LabsResult{Incomplete: true, Err: err, Pages: res.Pages}, false, nil
 			}
-			var fe *Error
-			if u != first && errors.As(err, &fe) && fe.Status >= 400 && fe.Status < 500 && hasString(fe.Codes, codePagingExpired) {
+			if u != lc.first && pagingExpired(err) {
 				res.Err = err
-				return res, true
+				return res, true, nil
 			}
 			if oo != nil {
 				res.Outcomes = append(res.Outcomes, toOutcomes(oo)...)
 			}
 			res.Err = err
-			return res, false
+			return res, false, nil
 		}
 		res.Pages++
+		if res.Pages == 1 {
+			lc.total = p.total
+		}
 		if res.Observations == nil && p.total > len(p.observations) {
 			// Bundle.total sizes the list once; it is the server's claim, so
 			// the allocation it can cause is bounded.
@@ -520,21 +647,29 @@ func (c *Client) searchOnce(ctx context.Context, base, first *url.URL, fetch fet
 		}
 		res.Observations = append(res.Observations, p.observations...)
 		res.Outcomes = append(res.Outcomes, p.outcomes...)
-		if c.OnPage != nil {
-			c.OnPage(Progress{Page: p.observations, Fetched: len(res.Observations), Total: p.total, Restarted: restarted && res.Pages == 1})
-		}
+		lc.report(Progress{Page: p.observations, Fetched: len(res.Observations), Total: p.total, Restarted: restarted && res.Pages == 1})
 		if p.next == "" {
-			return res, false
+			return res, false, nil
+		}
+		if res.Pages == 1 && divert != nil && divert(ctx, p) {
+			return res, false, p
 		}
 		next, err := u.Parse(p.next)
 		// The next link is opaque, but it must stay on the issuer's origin:
 		// the bearer token is never sent anywhere else.
-		if err != nil || !sameOrigin(base, next) {
+		if err != nil || !sameOrigin(lc.base, next) {
 			res.Err = newError(KindMalformed, 0, errors.New("next link points to another origin"))
-			return res, false
+			return res, false, nil
 		}
 		u = next
 	}
+}
+
+// pagingExpired reports whether err is Epic's answer to a next link whose
+// paging session expired.
+func pagingExpired(err error) bool {
+	var fe *Error
+	return errors.As(err, &fe) && fe.Status >= 400 && fe.Status < 500 && hasString(fe.Codes, codePagingExpired)
 }
 
 // dedupeOutcomes drops repeated outcomes (Epic may repeat one on every page).

@@ -95,27 +95,35 @@ type wireComponent struct {
 
 type wireObservation struct {
 	wireValue
-	ResourceType      string        `json:"resourceType"`
-	ID                string        `json:"id"`
-	Status            string        `json:"status"`
-	Code              wireConcept   `json:"code"`
-	Subject           wireReference `json:"subject"`
-	EffectiveDateTime string        `json:"effectiveDateTime"`
-	EffectiveInstant  string        `json:"effectiveInstant"`
-	EffectivePeriod   *struct {
-		Start string `json:"start"`
-	} `json:"effectivePeriod"`
-	Issued           string           `json:"issued"`
-	DataAbsentReason *wireConcept     `json:"dataAbsentReason"`
-	ReferenceRange   []wireRange      `json:"referenceRange"`
-	Interpretation   []wireConcept    `json:"interpretation"`
-	Component        []wireComponent  `json:"component"`
-	HasMember        []wireReference  `json:"hasMember"`
-	DerivedFrom      []wireReference  `json:"derivedFrom"`
-	BasedOn          []wireReference  `json:"basedOn"`
-	Note             []wireAnnotation `json:"note"`
-	Specimen         *wireReference   `json:"specimen"`
-	Performer        []wireReference  `json:"performer"`
+	ResourceType      string           `json:"resourceType"`
+	ID                string           `json:"id"`
+	Status            string           `json:"status"`
+	Code              wireConcept      `json:"code"`
+	Subject           wireReference    `json:"subject"`
+	EffectiveDateTime string           `json:"effectiveDateTime"`
+	EffectiveInstant  string           `json:"effectiveInstant"`
+	EffectivePeriod   *wirePeriod      `json:"effectivePeriod"`
+	Meta              *wireMeta        `json:"meta"`
+	Issued            string           `json:"issued"`
+	DataAbsentReason  *wireConcept     `json:"dataAbsentReason"`
+	ReferenceRange    []wireRange      `json:"referenceRange"`
+	Interpretation    []wireConcept    `json:"interpretation"`
+	Component         []wireComponent  `json:"component"`
+	HasMember         []wireReference  `json:"hasMember"`
+	DerivedFrom       []wireReference  `json:"derivedFrom"`
+	BasedOn           []wireReference  `json:"basedOn"`
+	Note              []wireAnnotation `json:"note"`
+	Specimen          *wireReference   `json:"specimen"`
+	Performer         []wireReference  `json:"performer"`
+}
+
+type wirePeriod struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+type wireMeta struct {
+	LastUpdated string `json:"lastUpdated"`
 }
 
 type wireHumanName struct {

@@ -45,8 +45,8 @@ func (c *Client) maxRetryWait() time.Duration {
 }
 
 func (c *Client) clock() time.Time {
-	if c.now != nil {
-		return c.now()
+	if c.Now != nil {
+		return c.Now()
 	}
 	return time.Now()
 }

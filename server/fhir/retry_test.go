@@ -46,7 +46,7 @@ func mustRetryClient(t *testing.T, f *fakeEHR, w *fakeWaits) *Client {
 	t.Helper()
 	c := f.client()
 	c.sleep = w.sleep
-	c.now = func() time.Time { return testNow }
+	c.Now = func() time.Time { return testNow }
 	c.rand = func() float64 { return 0.5 }
 	return c
 }

@@ -102,6 +102,7 @@ func decodeBundleStream(body []byte, patientID string) (*page, error) {
 	p := &page{total: -1}
 	// Pages of one search are alike: the last page's count sizes this one.
 	p.observations = make([]Observation, 0, d.lastCount)
+	p.times = make([]entryTimes, 0, d.lastCount)
 	entries := make([]int, 0, d.lastCount)
 	sawType := false
 	err := d.object(func(name []byte) error {
@@ -154,6 +155,7 @@ func decodeBundleStream(body []byte, patientID string) (*page, error) {
 					switch d.w.ResourceType {
 					case "Observation":
 						p.observations = append(p.observations, toObservation(&d.w.wireObservation))
+						p.times = append(p.times, timesOf(&d.w.wireObservation))
 						entries = append(entries, entry)
 					case "OperationOutcome":
 						p.outcomes = append(p.outcomes, toOutcomes(&wireOperationOutcome{ResourceType: d.w.ResourceType, Issue: d.w.Issue})...)
@@ -176,7 +178,7 @@ func decodeBundleStream(body []byte, patientID string) (*page, error) {
 	if !sawType {
 		return nil, errFallback
 	}
-	kept := p.observations[:0]
+	kept, keptTimes := p.observations[:0], p.times[:0]
 	for k := range p.observations {
 		o := &p.observations[k]
 		// Every Observation must be about the launch's patient; one that is not
@@ -186,11 +188,12 @@ func decodeBundleStream(body []byte, patientID string) (*page, error) {
 		}
 		if o.Status != "entered-in-error" {
 			kept = append(kept, *o)
+			keptTimes = append(keptTimes, p.times[k])
 		}
 	}
 	d.lastCount = min(len(p.observations), maxPageHint)
 	clear(p.observations[len(kept):])
-	p.observations = kept
+	p.observations, p.times = kept, keptTimes
 	return p, nil
 }
 
@@ -519,12 +522,21 @@ func (d *streamDecoder) resource(w *wireResource) error {
 		case "effectiveInstant":
 			return d.strInto(&w.EffectiveInstant)
 		case "effectivePeriod":
-			w.EffectivePeriod = &struct {
-				Start string `json:"start"`
-			}{}
+			w.EffectivePeriod = &wirePeriod{}
 			return d.object(func(name []byte) error {
-				if string(name) == "start" {
+				switch string(name) {
+				case "start":
 					return d.strInto(&w.EffectivePeriod.Start)
+				case "end":
+					return d.strInto(&w.EffectivePeriod.End)
+				}
+				return d.skip()
+			})
+		case "meta":
+			w.Meta = &wireMeta{}
+			return d.object(func(name []byte) error {
+				if string(name) == "lastUpdated" {
+					return d.strInto(&w.Meta.LastUpdated)
 				}
 				return d.skip()
 			})

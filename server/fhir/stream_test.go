@@ -40,7 +40,7 @@ func mustSameDecode(t testing.TB, body []byte, pid string) (streamed bool) {
 	t.Helper()
 	want := decodeWith(decodeBundleReflect, body, pid)
 	got := decodeWith(decodeBundle, body, pid)
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(page{})); diff != "" {
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(page{}, entryTimes{})); diff != "" {
 		t.Fatalf("stream decoder differs from reflection decoder (-reflect +stream):\n%s", diff)
 	}
 	_, err := decodeBundleStream(body, pid)

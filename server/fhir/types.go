@@ -160,4 +160,12 @@ type LabsResult struct {
 	Err error
 	// Pages is how many pages arrived in the search that produced Observations.
 	Pages int
+	// SlicedBy is the parameter the search was sliced on (_lastUpdated or
+	// date), empty when its pages were fetched one after another.
+	SlicedBy string
+	// Windows is how many windows of the sliced search were started.
+	Windows int
+	// FellBack is true when the EHR ignored the slicing parameter, so the
+	// search was fetched again page after page: Observations come from that.
+	FellBack bool
 }
