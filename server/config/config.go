@@ -81,6 +81,13 @@ type Issuer struct {
 	// ExtraPublicKeys are public key files (jwks.json or certificate PEM) published
 	// in the JWKS beside the private key's, for key rotation.
 	ExtraPublicKeys []string `yaml:"extra_public_keys"`
+	// MaxParallel bounds one launch's requests to this issuer in flight at
+	// once, and so the windows of a sliced search fetched side by side;
+	// 1 turns slicing off. 0 means DefaultMaxParallel.
+	MaxParallel int `yaml:"max_parallel"`
+	// MaxInFlight bounds the requests to this issuer in flight at once from
+	// this process, across all launches. 0 means DefaultMaxInFlight.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Secret is a string that never prints: dumping a config shows "REDACTED".

@@ -48,6 +48,25 @@ func TestParseGood(t *testing.T) {
 	if got := cfg.RedirectURI(); got != "http://localhost:8080/callback" {
 		t.Errorf("RedirectURI = %q", got)
 	}
+	if is := cfg.Issuers[0]; is.MaxParallel != DefaultMaxParallel || is.MaxInFlight != DefaultMaxInFlight {
+		t.Errorf("max_parallel %d, max_in_flight %d; want the defaults %d, %d", is.MaxParallel, is.MaxInFlight, DefaultMaxParallel, DefaultMaxInFlight)
+	}
+}
+
+// TestConcurrencyKeys: max_parallel and max_in_flight are set per issuer;
+// max_parallel 1 (slicing off) is a value of its own, not the default.
+func TestConcurrencyKeys(t *testing.T) {
+	y := "listen: 127.0.0.1:1\npublic_url: http://localhost:8080\nissuers:\n" +
+		"  - iss: https://a.example.org/fhir\n    client_id: a\n    client_secret: b\n    max_parallel: 1\n    max_in_flight: 3\n" +
+		"  - iss: https://b.example.org/fhir\n    client_id: a\n    client_secret: b\n    max_parallel: 6\n"
+	cfg, err := Parse([]byte(y), env(nil))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	got := [][2]int{{cfg.Issuers[0].MaxParallel, cfg.Issuers[0].MaxInFlight}, {cfg.Issuers[1].MaxParallel, cfg.Issuers[1].MaxInFlight}}
+	if want := [][2]int{{1, 3}, {6, DefaultMaxInFlight}}; got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("(max_parallel, max_in_flight) = %v, want %v", got, want)
+	}
 }
 
 func TestSecretNeverPrints(t *testing.T) {
@@ -100,6 +119,9 @@ func TestParseProblems(t *testing.T) {
 		{"allowed host wildcard", base(okIssuer + "    allowed_hosts: [\"ok.example.org\", \"*.example.org\"]\n"), nil, []string{"issuers[0].allowed_hosts[1]"}},
 		{"allowed host bad port", base(okIssuer + "    allowed_hosts: [\"auth.example.org:99999\"]\n"), nil, []string{"issuers[0].allowed_hosts[0]"}},
 		{"allowed host empty", base(okIssuer + "    allowed_hosts: [\"\"]\n"), nil, []string{"issuers[0].allowed_hosts[0]"}},
+		{"negative max_parallel", base(okIssuer + "    max_parallel: -1\n"), nil, []string{"issuers[0].max_parallel"}},
+		{"huge max_parallel", base(okIssuer + "    max_parallel: 1000\n"), nil, []string{"issuers[0].max_parallel"}},
+		{"negative max_in_flight", base(okIssuer + "    max_in_flight: -2\n"), nil, []string{"issuers[0].max_in_flight"}},
 		{"several at once", "listen: nope\npublic_url: ftp://x\nissuers:\n  - client_id: a\n    client_secret: b\n", nil, []string{"listen:", "public_url:", "issuers[0].iss: required"}},
 	}
 	for _, tt := range tests {

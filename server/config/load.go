@@ -23,6 +23,8 @@ const (
 	DefaultViewTimeout    = 60 * time.Second
 	DefaultPageSize       = 100
 	DefaultDiscoveryTTL   = time.Hour
+	DefaultMaxParallel    = 4
+	DefaultMaxInFlight    = 8
 )
 
 // ValidationError lists every problem found in a config file, each naming its key.
@@ -159,6 +161,12 @@ func (c *Config) applyDefaults() {
 				c.Issuers[i].Name = u.Host
 			}
 		}
+		if c.Issuers[i].MaxParallel == 0 {
+			c.Issuers[i].MaxParallel = DefaultMaxParallel
+		}
+		if c.Issuers[i].MaxInFlight == 0 {
+			c.Issuers[i].MaxInFlight = DefaultMaxInFlight
+		}
 	}
 }
 
@@ -243,6 +251,12 @@ func (c *Config) Validate() error {
 		if strings.ContainsAny(is.Scopes, "\r\n\t") {
 			add("%s.scopes: separate scopes with single spaces", key)
 		}
+		if is.MaxParallel < 0 || is.MaxParallel > maxParallelLimit {
+			add("%s.max_parallel: must be between 1 and %d", key, maxParallelLimit)
+		}
+		if is.MaxInFlight < 0 || is.MaxInFlight > maxInFlightLimit {
+			add("%s.max_in_flight: must be between 1 and %d", key, maxInFlightLimit)
+		}
 		for j, h := range is.AllowedHosts {
 			if err := checkAllowedHost(h); err != nil {
 				add("%s.allowed_hosts[%d]: %v", key, j, err)
@@ -256,6 +270,13 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// Upper bounds of the concurrency keys: beyond them an EHR would see a burst
+// no app should send.
+const (
+	maxParallelLimit = 32
+	maxInFlightLimit = 256
+)
 
 // checkBaseURL accepts an absolute https URL, or http for loopback hosts only.
 func checkBaseURL(raw string) error {
