@@ -10,7 +10,8 @@ import (
 )
 
 // gate is a transport that holds every next-page request of an Observation
-// search until it is opened, and counts the searches started per patient.
+// search until it is opened, and counts the searches started per patient
+// (the windows of a sliced search are part of the search they slice).
 type gate struct {
 	open     chan struct{}
 	mu       sync.Mutex
@@ -21,10 +22,13 @@ func newGate() *gate { return &gate{open: make(chan struct{}), searches: map[str
 
 func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(r.URL.Path, "/Observation") {
-		if p := r.URL.Query().Get("patient"); p != "" {
-			g.mu.Lock()
-			g.searches[p]++
-			g.mu.Unlock()
+		q := r.URL.Query()
+		if p := q.Get("patient"); p != "" {
+			if !q.Has("_lastUpdated") && !q.Has("date") && !q.Has("date:missing") {
+				g.mu.Lock()
+				g.searches[p]++
+				g.mu.Unlock()
+			}
 		} else {
 			select {
 			case <-g.open:

@@ -73,7 +73,11 @@ func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *sessio
 	fc := &fhir.Client{
 		HTTP: s.http, BaseURL: strings.TrimSuffix(issuer.ISS, "/"), Token: l.AccessToken,
 		ClientID: issuer.ClientID, PageSize: s.cfg.FHIR.PageSize, RequestTimeout: s.cfg.FHIR.RequestTimeout,
-		OnPage: onPage,
+		OnPage:       onPage,
+		MaxParallel:  orDefault(issuer.MaxParallel, config.DefaultMaxParallel),
+		Gate:         s.gates[config.NormalizeISS(issuer.ISS)],
+		Capabilities: s.fhirCaps,
+		Now:          s.now,
 	}
 	var (
 		wg                        sync.WaitGroup
@@ -98,6 +102,10 @@ func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *sessio
 	}
 	d.Labs = fc.Labs(ctx, l.Patient)
 	s.metrics.Results(issuer.Name, len(d.Labs.Observations))
+	if d.Labs.FellBack {
+		s.log.Warn().Str("issuer", issuer.Name).Str("param", d.Labs.SlicedBy).
+			Msg("the EHR lists a search parameter but ignores it: the results were fetched again page after page")
+	}
 	wg.Wait()
 	if panicked == nil {
 		panicked = reportsPanicked
@@ -108,6 +116,14 @@ func (s *Server) fetchOnce(ctx context.Context, issuer *config.Issuer, l *sessio
 		panic(panicked)
 	}
 	return d
+}
+
+// orDefault is n, or def when n is 0 (a config built in code, without defaults).
+func orDefault(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
 }
 
 // unauthorized reports whether the EHR refused the access token on either request.

@@ -254,9 +254,12 @@ func (s *Server) fetchLabs(l *session.Launch, reqID string) labscache.Fetch {
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.FHIR.ViewTimeout)
 		defer cancel()
 		data, ferr := s.fetchLaunchData(ctx, l, func(p fhir.Progress) {
-			// A page that starts a search (a paging restart, or the retry after a
-			// token refresh) voids the pages before it.
-			fresh := p.Restarted || p.Fetched == len(p.Page)
+			// A page that starts a search voids the pages before it: the first
+			// of a fetch (the retry after a token refresh starts a new one), or
+			// a restart within one (paging expired, or the EHR ignored the
+			// slicing parameter). Pages of a sliced search come in any order
+			// of their windows, each result once.
+			fresh := p.First || p.Restarted
 			e.AddPage(labsview.Results(p.Page, s.loc), p.Fetched, p.Total, fresh)
 		})
 		if ferr == nil && data.Labs != nil && e.Len() != countShown(data.Labs.Observations) {

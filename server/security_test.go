@@ -154,18 +154,32 @@ func TestHTMXFragment(t *testing.T) {
 // TestUpstreamFaults: what the EHR does wrong is told plainly, never as a bare 5xx page of ours.
 func TestUpstreamFaults(t *testing.T) {
 	t.Run("failed page keeps what arrived", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{FailPage: 2}})
-		b := newBrowser(t)
-		_, doc := mustLaunch(t, h, b, h.Patient("Lin"))
-		if doc.Find(`[data-testid="incomplete"]`).Length() != 1 {
-			t.Error("no incomplete banner")
-		}
-		rows := doc.Find(`[data-testid="result-row"]`).Length()
-		if rows == 0 || rows > h.Cfg.FHIR.PageSize {
-			t.Errorf("rows = %d, want page 1 only (1..%d)", rows, h.Cfg.FHIR.PageSize)
-		}
-		if !strings.Contains(h.Audit.String(), `"outcome":"incomplete"`) {
-			t.Error("audit does not say incomplete")
+		for _, tt := range []struct {
+			name     string
+			parallel int
+		}{{"page after page", 1}, {"sliced", 4}} {
+			t.Run(tt.name, func(t *testing.T) {
+				h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{FailPage: 2},
+					Mutate: func(c *config.Config) { c.Issuers[0].MaxParallel = tt.parallel }})
+				b := newBrowser(t)
+				p := h.Patient("Lin")
+				_, doc := mustLaunch(t, h, b, p)
+				if doc.Find(`[data-testid="incomplete"]`).Length() != 1 {
+					t.Error("no incomplete banner")
+				}
+				// Page after page, only page 1 arrives; sliced, page 1 of the
+				// search and of each window, until the first page 2 fails.
+				rows, most := doc.Find(`[data-testid="result-row"]`).Length(), h.Cfg.FHIR.PageSize
+				if tt.parallel > 1 {
+					most = p.ResultCount - p.EnteredInError - 1
+				}
+				if rows == 0 || rows > most {
+					t.Errorf("rows = %d, want what arrived (1..%d)", rows, most)
+				}
+				if !strings.Contains(h.Audit.String(), `"outcome":"incomplete"`) {
+					t.Error("audit does not say incomplete")
+				}
+			})
 		}
 	})
 	t.Run("wrong subject withholds everything", func(t *testing.T) {

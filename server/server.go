@@ -16,6 +16,7 @@ import (
 
 	"smartlabs/components/layout"
 	"smartlabs/server/config"
+	"smartlabs/server/fhir"
 	"smartlabs/server/keys"
 	"smartlabs/server/labscache"
 	"smartlabs/server/metrics"
@@ -69,6 +70,11 @@ type Server struct {
 	labsCache *labscache.Cache
 	// themes caches the stylesheets made from EHR style documents.
 	themes themeCache
+	// fhirCaps caches each issuer's CapabilityStatement (what a search may be sliced on).
+	fhirCaps *fhir.CapabilityCache
+	// gates bound the FHIR requests in flight to each issuer across all
+	// launches (max_in_flight), by normalized iss.
+	gates map[string]*fhir.Gate
 }
 
 // New wires a Server. It does no I/O.
@@ -95,6 +101,11 @@ func New(d Deps) *Server {
 	}
 	s.labsCache = labscache.New(labscache.Options{MaxBytes: d.LabsCacheBytes, TTL: d.Config.Session.IdleTimeout,
 		Now: s.now, OnPanic: s.fetchPanicked})
+	s.fhirCaps = &fhir.CapabilityCache{TTL: d.Config.FHIR.DiscoveryTTL, Now: s.now}
+	s.gates = map[string]*fhir.Gate{}
+	for _, is := range d.Config.Issuers {
+		s.gates[config.NormalizeISS(is.ISS)] = fhir.NewGate(orDefault(is.MaxInFlight, config.DefaultMaxInFlight))
+	}
 	s.csp = contentSecurityPolicy(d.Config.FrameAncestors)
 	s.hsts = strings.HasPrefix(d.Config.PublicURL, "https://")
 	s.echo = s.routes()
