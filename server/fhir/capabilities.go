@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"smartlabs/server/panics"
 )
 
 // Slicing parameters: the search parameters a sliced search may split the
@@ -229,7 +231,16 @@ func (cc *CapabilityCache) Get(ctx context.Context, c *Client) (Capabilities, er
 
 // read fills e from the issuer's metadata.
 func (cc *CapabilityCache) read(ctx context.Context, c *Client, e *capabilityEntry) {
-	caps, err := c.ReadCapabilities(ctx)
+	var (
+		caps Capabilities
+		err  error
+	)
+	func() {
+		// A panic becomes the read's error: the launches waiting on it panic
+		// again in their own goroutines, where the fetch's recovery handles it.
+		defer panics.Recover(&err)
+		caps, err = c.ReadCapabilities(ctx)
+	}()
 	ttl := cc.TTL
 	if ttl <= 0 {
 		ttl = DefaultCapabilityTTL

@@ -2,12 +2,15 @@ package fhir
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"smartlabs/server/panics"
 )
 
 // capabilityJSON is a CapabilityStatement whose Observation entry lists
@@ -119,4 +122,29 @@ func TestCapabilityCache(t *testing.T) {
 	if caps, err := cc.Get(context.Background(), f.client()); err != nil || caps.SliceParam() != ParamLastUpdated || reads.Load() != 3 {
 		t.Errorf("after a minute: %+v, %v, reads %d", caps, err, reads.Load())
 	}
+}
+
+// panicTransport panics on every request.
+type panicTransport struct{}
+
+func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }
+
+// TestCapabilityReadPanic: a panic while reading the statement becomes the
+// read's error for every launch waiting on it, and a search's goroutine
+// panics again with it, so the fetch's recovery handles it.
+func TestCapabilityReadPanic(t *testing.T) {
+	c := &Client{HTTP: &http.Client{Transport: panicTransport{}}, BaseURL: "https://ehr.example/fhir/R4", MaxParallel: 2,
+		Capabilities: &CapabilityCache{}}
+	var pe *panics.Error
+	if _, err := c.Capabilities.Get(context.Background(), c); !errors.As(err, &pe) {
+		t.Fatalf("Get: %v, want a *panics.Error", err)
+	}
+	lc := &labsCall{c: c, caps: c.readCapabilities(context.Background())}
+	defer func() {
+		if r := recover(); r == nil || !errors.As(r.(error), &pe) {
+			t.Errorf("recovered %v, want a *panics.Error", r)
+		}
+	}()
+	lc.divert(context.Background(), nil)
+	t.Error("the read's panic did not surface")
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+
+	"smartlabs/server/panics"
 )
 
 // Defaults for the Client's tunables.
@@ -512,7 +514,7 @@ type labsCall struct {
 	patientID string
 	fetch     fetchFunc
 	// caps delivers the issuer's capabilities when the search may be sliced; nil otherwise.
-	caps <-chan Capabilities
+	caps <-chan capsRead
 	// param is the slicing parameter, once the search is sliced.
 	param string
 	// reported is set once a page was reported; total is the first page's Bundle.total.
@@ -581,8 +583,12 @@ func (lc *labsCall) run(ctx context.Context) *LabsResult {
 // sliced: when the issuer's capabilities name a slicing parameter.
 func (lc *labsCall) divert(ctx context.Context, _ *page) bool {
 	select {
-	case caps := <-lc.caps:
-		lc.param = caps.SliceParam()
+	case r := <-lc.caps:
+		var pe *panics.Error
+		if errors.As(r.err, &pe) {
+			panic(pe)
+		}
+		lc.param = r.caps.SliceParam()
 	case <-ctx.Done():
 		return false
 	}

@@ -1,10 +1,13 @@
 package fhir
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/url"
 	"sync"
+
+	"smartlabs/server/panics"
 )
 
 // slicing reports whether a search may be sliced.
@@ -56,19 +59,27 @@ func (c *Client) gated(fetch fetchFunc) fetchFunc {
 	}
 }
 
+// capsRead is the outcome of reading the issuer's capabilities.
+type capsRead struct {
+	caps Capabilities
+	err  error
+}
+
 // readCapabilities starts reading the issuer's capabilities (through the
-// cache when there is one) beside the first page, and delivers them, or no
-// capabilities when the read fails: the search is then not sliced.
-func (c *Client) readCapabilities(ctx context.Context) <-chan Capabilities {
-	ch := make(chan Capabilities, 1)
+// cache when there is one) beside the first page. A failed read means no
+// capabilities: the search is then not sliced.
+func (c *Client) readCapabilities(ctx context.Context) <-chan capsRead {
+	ch := make(chan capsRead, 1)
 	go func() {
-		var caps Capabilities
+		var r capsRead
+		defer func() { ch <- r }()
+		// A panic is handed to the search's goroutine, which panics again.
+		defer panics.Recover(&r.err)
 		if c.Capabilities != nil {
-			caps, _ = c.Capabilities.Get(ctx, c)
+			r.caps, r.err = c.Capabilities.Get(ctx, c)
 		} else {
-			caps, _ = c.ReadCapabilities(ctx)
+			r.caps, r.err = c.ReadCapabilities(ctx)
 		}
-		ch <- caps
 	}()
 	return ch
 }
@@ -136,11 +147,27 @@ func (lc *labsCall) sliced(ctx context.Context, res *LabsResult, probe *page) (_
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := make(chan windowPage)
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		pmu      sync.Mutex
+		panicked error
+	)
 	for range min(c.MaxParallel, len(s.queue)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var perr error
+			defer func() {
+				if perr != nil {
+					pmu.Lock()
+					panicked = cmp.Or(panicked, perr)
+					pmu.Unlock()
+					cancel()
+				}
+			}()
+			// A panic ends this window's worker; the search's goroutine
+			// panics again with it once every worker is done.
+			defer panics.Recover(&perr)
 			for {
 				w, ok := s.next()
 				if !ok || wctx.Err() != nil {
@@ -191,6 +218,9 @@ func (lc *labsCall) sliced(ctx context.Context, res *LabsResult, probe *page) (_
 		}
 	}
 	res.Windows = s.started
+	if panicked != nil {
+		panic(panicked)
+	}
 	if wrong != nil {
 		// Data for another patient voids everything, as in a search page after page.
 		return &LabsResult{Incomplete: true, Err: wrong, Pages: res.Pages, SlicedBy: res.SlicedBy, Windows: res.Windows}, false

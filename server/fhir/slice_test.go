@@ -2,8 +2,10 @@ package fhir
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"smartlabs/server/panics"
 )
 
 // sliceNow is the clock of the sliced-search tests.
@@ -522,4 +526,38 @@ func TestSlicerEmptied(t *testing.T) {
 	if diff := cmp.Diff([]Window{{To: b[0]}}, s.queue); diff != "" {
 		t.Errorf("a single window left was changed (-want +got):\n%s", diff)
 	}
+}
+
+// TestSlicedWindowPanicSurfaces: a panic while fetching a window does not
+// end the process from the window's goroutine: the search's own goroutine
+// panics with it, where the fetch's recovery (labscache) handles it.
+func TestSlicedWindowPanicSurfaces(t *testing.T) {
+	e := newWindowEHR(t, everyHours(40, 12*time.Hour), modeStrict, paramsLastUpdated)
+	c := e.slicingClient(3)
+	base, err := c.base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := c.retrying(c.gated(c.fetchPage(base, testPatient)))
+	lc := &labsCall{c: c, base: base, patientID: testPatient, total: -1, param: ParamLastUpdated,
+		fetch: func(ctx context.Context, u *url.URL) (*page, *wireOperationOutcome, error) {
+			if strings.Contains(u.RawQuery, "_lastUpdated=lt") {
+				var m map[string]int
+				m["window"]++ // a runtime error in a window's goroutine
+			}
+			return fetch(ctx, u)
+		}}
+	lc.first = lc.searchURL(nil)
+	res, _, probe := lc.searchOnce(context.Background(), false, func(context.Context, *page) bool { return true })
+	if probe == nil {
+		t.Fatal("the first page was not handed to the sliced search")
+	}
+	defer func() {
+		var pe *panics.Error
+		if r := recover(); r == nil || !errors.As(r.(error), &pe) {
+			t.Errorf("recovered %v, want a *panics.Error", r)
+		}
+	}()
+	lc.sliced(context.Background(), res, probe)
+	t.Error("the window's panic did not surface")
 }
