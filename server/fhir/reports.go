@@ -174,7 +174,14 @@ func (c *Client) Reports(ctx context.Context, patientID string) *ReportsResult {
 		seen[u.String()] = true
 		var p *reportPage
 		err := c.retry(ctx, func(ctx context.Context) error {
+			// Report pages count against the launch's and the issuer's bounds
+			// like every other request to the EHR.
+			done, err := c.admit(ctx)
+			if err != nil {
+				return err
+			}
 			body, oo, err := c.get(ctx, base, u)
+			done(err)
 			if err != nil {
 				if oo != nil {
 					res.Outcomes = append(res.Outcomes, toOutcomes(oo)...)
