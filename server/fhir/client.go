@@ -26,8 +26,9 @@ const (
 	DefaultPageSize       = 100
 	DefaultRequestTimeout = 15 * time.Second
 	DefaultMaxBodyBytes   = 20 << 20
-	// maxPages bounds one search so a server that loops its next links cannot keep us busy.
-	maxPages = 1000
+	// DefaultMaxPages bounds one search so a server whose next links never
+	// end (a relative link that grows on each page, say) cannot keep us busy.
+	DefaultMaxPages = 1000
 	// maxErrorBody bounds how much of an error answer is read for its OperationOutcome.
 	maxErrorBody = 64 << 10
 	// codePagingExpired is Epic's OperationOutcome code for an expired paging session.
@@ -53,6 +54,9 @@ type Client struct {
 	// OnPage, when set, is called after each search page arrives, from the
 	// goroutine running Labs, so a view can show results while later pages load.
 	OnPage func(Progress)
+	// MaxPages bounds the pages of one search (or one window of it); 0 means
+	// DefaultMaxPages.
+	MaxPages int
 	// MaxAttempts bounds the tries of one GET (Patient or a search page);
 	// 0 means DefaultMaxAttempts and 1 turns retries off.
 	MaxAttempts int
@@ -122,6 +126,13 @@ func (c *Client) pageSize() int {
 		return c.PageSize
 	}
 	return DefaultPageSize
+}
+
+func (c *Client) maxPages() int {
+	if c.MaxPages > 0 {
+		return c.MaxPages
+	}
+	return DefaultMaxPages
 }
 
 func (c *Client) requestTimeout() time.Duration {
@@ -621,7 +632,7 @@ func (lc *labsCall) searchOnce(ctx context.Context, restarted bool, divert func(
 	seen := map[string]bool{}
 	u := lc.first
 	for {
-		if res.Pages >= maxPages || seen[u.String()] {
+		if res.Pages >= lc.c.maxPages() || seen[u.String()] {
 			res.Err = newError(KindMalformed, 0, errors.New("paging does not end"))
 			return res, false, nil
 		}

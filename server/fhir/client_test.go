@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -903,5 +905,25 @@ func TestDecodeBundleSlowPath(t *testing.T) {
 				t.Errorf("observations mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNextLinksThatNeverEnd: a relative next link that grows on every page
+// (each resolves to a new URL) stops at MaxPages with an incomplete result.
+func TestNextLinksThatNeverEnd(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/fhir+json")
+		io.WriteString(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"more/x"}]}`)
+	}))
+	defer srv.Close()
+	c := &Client{HTTP: srv.Client(), BaseURL: srv.URL, Token: "t", MaxPages: 5, MaxAttempts: 1}
+	res := c.Labs(context.Background(), "p1")
+	if res.Err == nil || !res.Incomplete {
+		t.Fatalf("err %v, incomplete %v; want an incomplete result with an error", res.Err, res.Incomplete)
+	}
+	if n := requests.Load(); n > 6 {
+		t.Errorf("%d requests, want at most MaxPages and one capability read", n)
 	}
 }

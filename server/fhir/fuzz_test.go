@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeBundle feeds arbitrary bodies to a labs search: the client never
@@ -32,8 +33,17 @@ func FuzzDecodeBundle(f *testing.F) {
 	f.Cleanup(srv.Close)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		body.Store(data)
-		c := &Client{HTTP: srv.Client(), BaseURL: srv.URL, Token: "t", ClientID: "c"}
-		res := c.Labs(context.Background(), "p1")
+		// A relative next link resolves anew on every page, so the same body
+		// pages until the bound: a small one keeps each run short.
+		c := &Client{HTTP: srv.Client(), BaseURL: srv.URL, Token: "t", ClientID: "c", MaxPages: 8}
+		// Whatever the body, the search ends on its own: a hang would hold a
+		// clinician's view until its timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res := c.Labs(ctx, "p1")
+		if ctx.Err() != nil {
+			t.Fatalf("the search did not end within 20 s: %v", res.Err)
+		}
 		if res == nil {
 			t.Fatal("nil result")
 		}

@@ -167,7 +167,7 @@ func (c *Client) Reports(ctx context.Context, patientID string) *ReportsResult {
 	res := &ReportsResult{}
 	seen := map[string]bool{}
 	for {
-		if res.Pages >= maxPages || seen[u.String()] {
+		if res.Pages >= c.maxPages() || seen[u.String()] {
 			res.Err = newError(KindMalformed, 0, errors.New("paging does not end"))
 			return res
 		}

@@ -251,7 +251,7 @@ func (lc *labsCall) walk(ctx context.Context, s *slicer, w Window, out chan<- wi
 	seen := map[string]bool{}
 	restarted := false
 	for pages := 0; ; {
-		if pages >= maxPages || seen[u.String()] {
+		if pages >= lc.c.maxPages() || seen[u.String()] {
 			out <- windowPage{w: w, err: newError(KindMalformed, 0, errors.New("paging does not end"))}
 			return
 		}
