@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,33 @@ func (s *Sim) handlePatient(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, fhirContentType, s.data.patient(id).resource())
 }
 
+// searchBasics reads what every first search request must carry, as Epic
+// demands it: the token's own patient, a category, and a positive _count
+// (capped at maxPageSize; size when absent). It answers the error itself
+// and reports false when the request is refused.
+func searchBasics(w http.ResponseWriter, q url.Values, g *accessGrant, size int) (patient, category string, _ int, ok bool) {
+	patient, _ = strings.CutPrefix(q.Get("patient"), "Patient/")
+	category = q.Get("category")
+	if patient == "" || category == "" {
+		// Epic refuses an Observation or DiagnosticReport search without patient and category.
+		writeOutcome(w, http.StatusBadRequest, "error", "required", "4100", "A required search parameter (patient and category) is missing.")
+		return "", "", 0, false
+	}
+	if patient != g.patient {
+		writeOutcome(w, http.StatusForbidden, "error", "forbidden", "", "The access token does not grant access to this patient.")
+		return "", "", 0, false
+	}
+	if c := q.Get("_count"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n <= 0 {
+			writeOutcome(w, http.StatusBadRequest, "error", "invalid", "", "_count must be a positive integer.")
+			return "", "", 0, false
+		}
+		size = n
+	}
+	return patient, category, min(size, maxPageSize), true
+}
+
 // handleObservationSearch handles "GET /fhir/R4/Observation", both the first
 // search and the opaque next links.
 func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
@@ -138,30 +166,14 @@ func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 		s.serveNextPage(w, r, g, sid)
 		return
 	}
-	patient, _ := strings.CutPrefix(q.Get("patient"), "Patient/")
-	category := q.Get("category")
-	if patient == "" || category == "" {
-		// Epic refuses an Observation search without patient and category.
-		writeOutcome(w, http.StatusBadRequest, "error", "required", "4100", "A required search parameter (patient and category) is missing.")
-		return
-	}
-	if patient != g.patient {
-		writeOutcome(w, http.StatusForbidden, "error", "forbidden", "", "The access token does not grant access to this patient.")
-		return
-	}
 	size := s.Switches().PageSize
 	if size <= 0 {
 		size = defaultPageSize
 	}
-	if c := q.Get("_count"); c != "" {
-		n, err := strconv.Atoi(c)
-		if err != nil || n <= 0 {
-			writeOutcome(w, http.StatusBadRequest, "error", "invalid", "", "_count must be a positive integer.")
-			return
-		}
-		size = n
+	patient, category, size, ok := searchBasics(w, q, g, size)
+	if !ok {
+		return
 	}
-	size = min(size, maxPageSize)
 	crit, err := parseCriteria(q, s.Switches().SearchParams)
 	if err != nil {
 		writeOutcome(w, http.StatusBadRequest, "error", "invalid", "", "A search parameter is invalid: "+err.Error())

@@ -2,7 +2,6 @@ package ehrsim
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -59,25 +58,9 @@ func (s *Sim) handleReportSearch(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	patient, _ := strings.CutPrefix(q.Get("patient"), "Patient/")
-	category := q.Get("category")
-	if patient == "" || category == "" {
-		// Epic refuses a DiagnosticReport search without patient and category (or code).
-		writeOutcome(w, http.StatusBadRequest, "error", "required", "4100", "A required search parameter (patient and category) is missing.")
+	patient, category, size, ok := searchBasics(w, q, g, defaultPageSize)
+	if !ok {
 		return
-	}
-	if patient != g.patient {
-		writeOutcome(w, http.StatusForbidden, "error", "forbidden", "", "The access token does not grant access to this patient.")
-		return
-	}
-	size := defaultPageSize
-	if c := q.Get("_count"); c != "" {
-		n, err := strconv.Atoi(c)
-		if err != nil || n <= 0 {
-			writeOutcome(w, http.StatusBadRequest, "error", "invalid", "", "_count must be a positive integer.")
-			return
-		}
-		size = min(n, maxPageSize)
 	}
 	c := reportCursor{patient: patient, pageSize: size, page: 1, created: s.now()}
 	for cat := range strings.SplitSeq(category, ",") {
