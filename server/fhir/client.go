@@ -438,9 +438,8 @@ func (p *page) addObservation(w *wireObservation, patientID string, i int) error
 	return nil
 }
 
-// decodeBundleByEntry is the slow path of decodeBundleReflect: the Bundle with raw
-// entries, then each entry by its resourceType.
-func decodeBundleByEntry(body []byte, patientID string) (*page, error) {
+// decodeRawBundle decodes a 200 answer as a Bundle whose entries are left raw.
+func decodeRawBundle(body []byte) (*wireBundleRaw, error) {
 	var b wireBundleRaw
 	if err := unmarshal(body, &b); err != nil {
 		fe := decodeError(context.Background(), err)
@@ -449,6 +448,16 @@ func decodeBundleByEntry(body []byte, patientID string) (*page, error) {
 	}
 	if b.ResourceType != "Bundle" {
 		return nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
+	}
+	return &b, nil
+}
+
+// decodeBundleByEntry is the slow path of decodeBundleReflect: the Bundle with raw
+// entries, then each entry by its resourceType.
+func decodeBundleByEntry(body []byte, patientID string) (*page, error) {
+	b, err := decodeRawBundle(body)
+	if err != nil {
+		return nil, err
 	}
 	p := newPage(&wireBundle{Total: b.Total, Link: b.Link})
 	for i, e := range b.Entry {

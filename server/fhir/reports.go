@@ -95,14 +95,9 @@ type reportPage struct {
 // entry (report searches are small), checking that every report is about
 // the launch's patient.
 func decodeReportPage(body []byte, patientID string) (*reportPage, error) {
-	var b wireBundleRaw
-	if err := unmarshal(body, &b); err != nil {
-		fe := decodeError(context.Background(), err)
-		fe.Status = http.StatusOK
-		return nil, fe
-	}
-	if b.ResourceType != "Bundle" {
-		return nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
+	b, err := decodeRawBundle(body)
+	if err != nil {
+		return nil, err
 	}
 	p := &reportPage{}
 	for _, l := range b.Link {
