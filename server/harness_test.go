@@ -107,3 +107,32 @@ func (b *browser) exchanges() []exchange {
 func text(doc *goquery.Document, testid string) string {
 	return strings.TrimSpace(doc.Find(`[data-testid="` + testid + `"]`).First().Text())
 }
+
+// getList GETs u, a page of All results, and every page after it (following
+// its Next link, as a clinician would), and returns the first response and a
+// document whose results table holds the rows of every page, and the HTML
+// of every page, one after another.
+func (b *browser) getList(u string) (*http.Response, *goquery.Document, string) {
+	b.t.Helper()
+	resp, doc, body := b.get(u)
+	table := doc.Find(`[data-testid="results"] tbody`).First()
+	next := doc.Find(`[data-testid="list-next"]`).AttrOr("href", "")
+	for range 1000 {
+		if next == "" {
+			return resp, doc, body
+		}
+		nu, err := resp.Request.URL.Parse(next)
+		if err != nil {
+			b.t.Fatalf("next page link %q: %v", next, err)
+		}
+		r, page, pageBody := b.get(nu.String())
+		if r.StatusCode != http.StatusOK {
+			b.t.Fatalf("GET %s: %d", nu.Path, r.StatusCode)
+		}
+		table.AppendSelection(page.Find(`[data-testid="result-row"]`))
+		body += pageBody
+		next = page.Find(`[data-testid="list-next"]`).AttrOr("href", "")
+	}
+	b.t.Fatal("All results has too many pages")
+	return nil, nil, ""
+}

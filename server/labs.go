@@ -98,6 +98,9 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	if v.mode == labs.ModeFlowsheet && key == "" {
 		v.col = labsview.ParseColumn(q)
 	}
+	if v.mode == labs.ModeList && key == "" {
+		v.page = labsview.ParsePage(q)
+	}
 
 	if old := s.labsCache.Get(l.ID); old != nil && old.Failed() && !isHTMX(c) {
 		// A fetch that failed (panicked) stays cached, so that polls and
@@ -203,6 +206,8 @@ type labsRequest struct {
 	key string
 	// col is the flowsheet's column offset.
 	col int
+	// page is the page of All results (1 is the first).
+	page int
 }
 
 // url is the canonical URL of the view.
@@ -212,6 +217,8 @@ func (v labsRequest) url(id string) string {
 		return labs.AnalyteURL(labsPath(id), v.key, v.mode, v.filter)
 	case v.mode == labs.ModeFlowsheet:
 		return labs.FlowsheetURL(labsPath(id), v.filter, v.col)
+	case v.mode == labs.ModeList:
+		return labs.ListURL(labsPath(id), v.filter, v.page)
 	}
 	return labs.PageURL(labsPath(id), v.mode, v.filter)
 }
@@ -463,7 +470,8 @@ func (s *Server) viewProps(l *session.Launch, snap labscache.Snapshot, v labsReq
 		p.Shown = len(p.Analyte.Rows)
 	case v.mode == labs.ModeList:
 		rs := labsview.Apply(results, v.filter, now, true)
-		p.Rows, p.Shown = labsview.RowsOf(rs), len(rs)
+		p.Rows, p.List = labsview.ListPage(rs, v.filter, base, v.page)
+		p.Shown = len(rs)
 	case v.mode == labs.ModeFlowsheet:
 		rs := labsview.Apply(results, v.filter, now, true)
 		p.Flowsheet = labsview.FlowsheetOf(rs, labsview.PanelsOf(results, fin.Reports), v.filter, base, v.col)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,7 +88,7 @@ func TestPeriodFiltersFollowTheClock(t *testing.T) {
 				query string
 				days  int
 			}{{"7d", 7}, {"30d", 30}, {"1y", 366}} {
-				_, doc, _ := b.get(labsURL + "?view=all&range=" + period.query)
+				_, doc, _ := b.getList(labsURL + "?view=all&range=" + period.query)
 				rows := doc.Find(`[data-testid="result-row"]`)
 				if rows.Length() == 0 || rows.Length() < prev || rows.Length() >= all {
 					t.Errorf("%s shows %d rows (the shorter period %d, all %d)", period.query, rows.Length(), prev, all)
@@ -272,3 +273,91 @@ func TestTheme(t *testing.T) {
 		}
 	}
 }
+
+// TestAllResultsPaginated: All results shows labs.ListPageSize rows a page,
+// each page at its own URL; the pages together show every result once, in
+// the filter's order, and a filter or sort applies across all pages.
+func TestAllResultsPaginated(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	b := newBrowser(t)
+	p := h.Patient("Lin")
+	labsURL := launchAndLoad(t, h, b, "Lin")
+	want := p.ResultCount - p.EnteredInError
+	if want <= 2*200 {
+		t.Fatalf("Lin has %d results: too few to need three pages", want)
+	}
+
+	resp, first, _ := b.get(labsURL + "?view=all")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("page 1: status %d", resp.StatusCode)
+	}
+	if n := first.Find(`[data-testid="result-row"]`).Length(); n != 200 {
+		t.Errorf("page 1 shows %d rows, want 200", n)
+	}
+	if got := text(first, "result-count"); got != thousands(want)+" results" {
+		t.Errorf("count line says %q, want every result counted", got)
+	}
+	next := first.Find(`[data-testid="list-next"]`).AttrOr("href", "")
+	if u, _ := url.Parse(next); u == nil || u.Query().Get("page") != "2" || u.Query().Get("view") != "all" {
+		t.Fatalf("Next links to %q", next)
+	}
+	if first.Find(`[data-testid="list-prev"]`).Length() != 0 {
+		t.Error("page 1 links to a previous page")
+	}
+
+	// Every page, by its own URL: every result once, newest first throughout.
+	_, all, _ := b.getList(labsURL + "?view=all")
+	seen := map[string]bool{}
+	var last string
+	all.Find(`[data-testid="result-row"]`).Each(func(_ int, s *goquery.Selection) {
+		id := s.AttrOr("data-id", "")
+		if seen[id] {
+			t.Errorf("result %s on two pages", id)
+		}
+		seen[id] = true
+		if at := s.Find(`[data-testid="collected"] time`).AttrOr("datetime", ""); at != "" {
+			if last != "" && at > last {
+				t.Errorf("result collected %s after one collected %s: not newest first across pages", at, last)
+			}
+			last = at
+		}
+	})
+	if len(seen) != want {
+		t.Errorf("the pages show %d results, want %d", len(seen), want)
+	}
+
+	// The last page: Previous, no Next, and a page past it shows the last.
+	pages := (want + 199) / 200
+	_, lastPage, _ := b.get(labsURL + "?view=all&page=" + strconv.Itoa(pages))
+	_, beyond, _ := b.get(labsURL + "?view=all&page=" + strconv.Itoa(pages+5))
+	for name, doc := range map[string]*goquery.Document{"last": lastPage, "beyond": beyond} {
+		if doc.Find(`[data-testid="list-next"]`).Length() != 0 || doc.Find(`[data-testid="list-prev"]`).Length() != 1 {
+			t.Errorf("%s page: Next %d, Previous %d; want only Previous", name, doc.Find(`[data-testid="list-next"]`).Length(), doc.Find(`[data-testid="list-prev"]`).Length())
+		}
+		if n := doc.Find(`[data-testid="result-row"]`).Length(); n != want-(pages-1)*200 {
+			t.Errorf("%s page shows %d rows, want %d", name, n, want-(pages-1)*200)
+		}
+	}
+
+	// Sorted by name: the order runs on across pages; the filter stays in
+	// the links, and a page is a fragment for htmx too.
+	_, byName, _ := b.getList(labsURL + "?view=all&sort=name&range=1y")
+	var names []string
+	byName.Find(`[data-testid="result-row"] [data-testid="name"]`).Each(func(_ int, s *goquery.Selection) {
+		names = append(names, strings.ToLower(strings.TrimSpace(s.Text())))
+	})
+	if len(names) == 0 || !slices.IsSorted(names) {
+		t.Errorf("sorted by name across pages: %d rows, sorted %v", len(names), slices.IsSorted(names))
+	}
+	r, frag := getFragment(t, b, labsURL+"?view=all&sort=name&page=2", "labs-results", "")
+	if r.StatusCode != http.StatusOK || frag.Find(`[data-testid="result-row"]`).Length() == 0 {
+		t.Fatalf("page 2 as a fragment: status %d", r.StatusCode)
+	}
+	if push, _ := url.Parse(r.Header.Get("HX-Push-Url")); push == nil || push.Query().Get("page") != "2" || push.Query().Get("sort") != "name" {
+		t.Errorf("page 2 pushes %q, want its own URL", r.Header.Get("HX-Push-Url"))
+	}
+	if u, _ := url.Parse(frag.Find(`[data-testid="list-prev"]`).AttrOr("href", "")); u == nil || u.Query().Get("sort") != "name" {
+		t.Errorf("Previous of a sorted page drops the sort")
+	}
+}
+

@@ -28,7 +28,7 @@ func mustLaunch(t testing.TB, h *harness, b *browser, p ehrsim.PatientInfo) (*ht
 		t.Fatalf("launch ended at %s, want /l/{launch id}", resp.Request.URL.Path)
 	}
 	mustFollowPolls(t, b, h.AppURL, doc)
-	_, doc, _ = b.get(resp.Request.URL.String() + "?view=all")
+	_, doc, _ = b.getList(resp.Request.URL.String() + "?view=all")
 	return resp, doc
 }
 

@@ -110,7 +110,7 @@ func TestHTMLInjection(t *testing.T) {
 	for _, p := range h.Sim.Patients() {
 		b := newBrowser(t)
 		resp, _ := mustLaunch(t, h, b, p)
-		_, doc, body := b.get(resp.Request.URL.String() + "?view=all")
+		_, doc, body := b.getList(resp.Request.URL.String() + "?view=all")
 		if strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 			found = true
 		}

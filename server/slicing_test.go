@@ -26,7 +26,7 @@ func (b *browser) tab(t *testing.T) *browser {
 // rowIDs lists the data-id of every result row of the document.
 func rowIDs(t *testing.T, b *browser, u string) []string {
 	t.Helper()
-	_, doc, _ := b.get(u)
+	_, doc, _ := b.getList(u)
 	var ids []string
 	doc.Find(`[data-testid="result-row"]`).Each(func(_ int, s *goquery.Selection) {
 		ids = append(ids, s.AttrOr("data-id", ""))
@@ -128,7 +128,7 @@ func TestTwoTabsLoadTwoPatientsAtOnce(t *testing.T) {
 				u := pages[i].Request.URL.String()
 				_, doc, _ := tab.get(u)
 				mustFollowPolls(t, tab, h.AppURL, doc)
-				_, doc, _ = tab.get(u + "?view=all")
+				_, doc, _ = tab.getList(u + "?view=all")
 				if got := text(doc, "banner-name"); got != p.Name {
 					t.Errorf("banner %q, want %q", got, p.Name)
 				}
@@ -191,7 +191,7 @@ func TestUndatedResultsShown(t *testing.T) {
 				t.Errorf("%d results shown, want %d", got, want)
 			}
 			// The simulator registers only undated orders: three of its six.
-			_, doc, _ := b.get(resp.Request.URL.String() + "?view=all")
+			_, doc, _ := b.getList(resp.Request.URL.String() + "?view=all")
 			registered := doc.Find(`[data-testid="result-row"] [data-testid="status-note"]`).FilterFunction(func(_ int, s *goquery.Selection) bool {
 				return strings.TrimSpace(s.Text()) == "Registered"
 			}).Length()

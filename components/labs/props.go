@@ -35,7 +35,9 @@ type Props struct {
 	Statuses []string
 	// Shown is how many results pass the filter; Total counts them all.
 	Shown int
-	// Summary is set in ModeSummary, Analyte in ModeAnalyte, Flowsheet in ModeFlowsheet.
+	// Summary is set in ModeSummary, Analyte in ModeAnalyte, Flowsheet in
+	// ModeFlowsheet; List is the page of Rows that ModeList shows.
+	List      *ListPager
 	Summary   *Summary
 	Analyte   *Analyte
 	Flowsheet *Flowsheet

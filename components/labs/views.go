@@ -163,6 +163,21 @@ type Analyte struct {
 	BackURL string
 }
 
+// ListPageSize is the most rows one page of All results shows: 5,000
+// results would be about 8 MB of HTML on one page.
+const ListPageSize = 200
+
+// ListPager is where the page of All results stands among the filtered results.
+type ListPager struct {
+	// Page is the page shown (1 is the first), Pages how many there are.
+	Page, Pages int
+	// First and Last number the rows shown (1-based); Total counts every
+	// result that passes the filter.
+	First, Last, Total int
+	// PrevURL and NextURL show the page before and after; "" at either end.
+	PrevURL, NextURL string
+}
+
 // FlowsheetColumns is the most collection times one screen of the flowsheet shows.
 const FlowsheetColumns = 20
 
@@ -277,6 +292,17 @@ func FlowsheetURL(base string, f Filter, col int) string {
 	v.Set("view", ModeFlowsheet.viewParam())
 	if col > 0 {
 		v.Set("col", strconv.Itoa(col))
+	}
+	return withQuery(base, v)
+}
+
+// ListURL is the URL of page page (1 is the first) of All results of base
+// with filter f.
+func ListURL(base string, f Filter, page int) string {
+	v := f.Values()
+	v.Set("view", ModeList.viewParam())
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
 	}
 	return withQuery(base, v)
 }

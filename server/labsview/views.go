@@ -283,6 +283,40 @@ func ParseFilter(q url.Values) labs.Filter {
 	return f
 }
 
+// maxPage bounds the page number of All results a URL may ask for.
+const maxPage = 100000
+
+// ParsePage is the page of All results that q asks for (page=N), 1 when
+// absent or out of bounds.
+func ParsePage(q url.Values) int {
+	n, err := strconv.Atoi(q.Get("page"))
+	if err != nil || n < 1 || n > maxPage {
+		return 1
+	}
+	return n
+}
+
+// ListPage cuts page page (1-based) of labs.ListPageSize rows from rs,
+// the results that pass the filter in its order; a page past the last shows
+// the last. It returns the page's rows and where it stands.
+func ListPage(rs []Result, f labs.Filter, base string, page int) ([]labs.Row, *labs.ListPager) {
+	pages := max(1, (len(rs)+labs.ListPageSize-1)/labs.ListPageSize)
+	page = min(max(page, 1), pages)
+	from := (page - 1) * labs.ListPageSize
+	to := min(from+labs.ListPageSize, len(rs))
+	l := &labs.ListPager{Page: page, Pages: pages, First: from + 1, Last: to, Total: len(rs)}
+	if to == 0 {
+		l.First = 0
+	}
+	if page > 1 {
+		l.PrevURL = labs.ListURL(base, f, page-1)
+	}
+	if page < pages {
+		l.NextURL = labs.ListURL(base, f, page+1)
+	}
+	return RowsOf(rs[from:to]), l
+}
+
 // ParseMode reads the "view" parameter: "all" lists every result,
 // "flowsheet" is the cumulative view, anything else is the summary.
 func ParseMode(q url.Values) labs.Mode {
