@@ -360,4 +360,3 @@ func TestAllResultsPaginated(t *testing.T) {
 		t.Errorf("Previous of a sorted page drops the sort")
 	}
 }
-
