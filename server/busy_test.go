@@ -60,8 +60,8 @@ func TestBusyCache(t *testing.T) {
 	lin, okafor := h.Patient("Lin"), h.Patient("Okafor")
 	a := newBrowser(t)
 	resp, doc, _ := a.get(h.LaunchURL(lin.ID))
-	if resp.StatusCode != http.StatusOK || doc.Find("#labs-poller").Length() == 0 {
-		t.Fatalf("first launch: status %d, still loading %v; want 200 and loading", resp.StatusCode, doc.Find("#labs-poller").Length() > 0)
+	if resp.StatusCode != http.StatusOK || doc.Find("#labs-live").Length() == 0 {
+		t.Fatalf("first launch: status %d, still loading %v; want 200 and loading", resp.StatusCode, doc.Find("#labs-live").Length() > 0)
 	}
 	labsURL, first := resp.Request.URL.String(), doc
 	for _, u := range []string{labsURL, labsURL + "?view=all", labsURL + "?abnormal=1"} {

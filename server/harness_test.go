@@ -66,13 +66,39 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	r.b.mu.Lock()
-	r.b.seen = append(r.b.seen, exchange{URL: req.URL.String(), Status: resp.StatusCode, Header: resp.Header.Clone(), Body: string(body), Request: req.Header.Clone()})
-	r.b.mu.Unlock()
+	// The body is recorded as it is read, and the response handed on at
+	// once: the client takes its cookies when the headers arrive, as a
+	// browser does, also when the body is streamed long after.
+	resp.Body = &recordedBody{ReadCloser: resp.Body, done: func(body []byte) {
+		r.b.mu.Lock()
+		r.b.seen = append(r.b.seen, exchange{URL: req.URL.String(), Status: resp.StatusCode, Header: resp.Header.Clone(), Body: string(body), Request: req.Header.Clone()})
+		r.b.mu.Unlock()
+	}}
 	return resp, nil
+}
+
+// recordedBody keeps what is read of a body and hands it to done once, at
+// its end or when it is closed.
+type recordedBody struct {
+	io.ReadCloser
+	buf  bytes.Buffer
+	done func([]byte)
+	once sync.Once
+}
+
+func (rb *recordedBody) Read(p []byte) (int, error) {
+	n, err := rb.ReadCloser.Read(p)
+	rb.buf.Write(p[:n])
+	if err != nil {
+		rb.once.Do(func() { rb.done(rb.buf.Bytes()) })
+	}
+	return n, err
+}
+
+func (rb *recordedBody) Close() error {
+	err := rb.ReadCloser.Close()
+	rb.once.Do(func() { rb.done(rb.buf.Bytes()) })
+	return err
 }
 
 // get follows redirects and returns the final response and its document.

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -29,10 +29,6 @@ var launchIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 // component code, or "n" or "k" and a hex hash. Letters, digits and dashes
 // only, at most 60 characters: never a dot, slash or percent sign.
 var analyteKeyRe = regexp.MustCompile(`^(?:[0-9]{1,10}-[0-9]|[nk][0-9a-f]{16}|c[0-9]{1,12}-[0-9]{1,12}-[0-9A-Za-z]{1,32})$`)
-
-// pollerID is the id of the element that polls while pages are arriving; htmx
-// names it in HX-Trigger, which tells a poll from a user's request.
-const pollerID = "labs-poller"
 
 // loadLaunch returns the launch named in the path if it belongs to this
 // browser and its EHR is still configured.
@@ -93,14 +89,7 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	if err := s.checkLive(c.Request().Context(), l); err != nil {
 		return err
 	}
-	q := c.QueryParams()
-	v := labsRequest{mode: labsview.ParseMode(q), filter: labsview.ParseFilter(q), key: key}
-	if v.mode == labs.ModeFlowsheet && key == "" {
-		v.col = labsview.ParseColumn(q)
-	}
-	if v.mode == labs.ModeList && key == "" {
-		v.page = labsview.ParsePage(q)
-	}
+	v := parseView(c.QueryParams(), key)
 
 	if old := s.labsCache.Get(l.ID); old != nil && old.Failed() && !isHTMX(c) {
 		// A fetch that failed (panicked) stays cached, so that polls and
@@ -114,18 +103,19 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.FHIR.ViewTimeout)
 	defer cancel()
-	if err := e.Wait(ctx); err != nil {
-		return &AppError{Status: http.StatusGatewayTimeout, Reason: "labs.wait_timeout", Title: "The EHR did not answer in time",
-			Public: "smartlabs asked the EHR for this patient's results but no answer came in time. Refresh to try again.", Err: err}
+	if !isHTMX(c) && !e.Ready() {
+		// The launch is live and its results are on their way: the page
+		// begins now, so the browser loads its styles and script meanwhile.
+		return s.streamLabsPage(c, ctx, l, v, e)
 	}
-	if after, err := strconv.Atoi(q.Get("after")); err == nil && c.Request().Header.Get("HX-Trigger") == pollerID {
-		waitForProgress(ctx, e, after)
+	if err := e.Wait(ctx); err != nil {
+		return waitTimeout(err)
 	}
 	var kind string
 	switch {
 	case isHTMX(c) && c.Request().Header.Get("HX-Target") == "labs-results":
 		kind = "results"
-		if !refresh && c.Request().Header.Get("HX-Trigger") != pollerID {
+		if !refresh {
 			// The address bar gets the canonical URL of the view, so it can be bookmarked and reloaded.
 			h.Set("HX-Push-Url", v.url(l.ID))
 		}
@@ -146,6 +136,12 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	if err != nil {
 		return err
 	}
+	if !snap.Done {
+		// The rest arrives as updates of what this answer shows.
+		if err := s.followLive(c.Request().Context(), e, l.ID, v, snap, &props); err != nil {
+			return err
+		}
+	}
 	var comp templ.Component
 	switch kind {
 	case "results":
@@ -165,6 +161,71 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	return c.HTMLBlob(http.StatusOK, buf.Bytes())
 }
 
+// waitTimeout is the page shown when no result arrived within the view's timeout.
+func waitTimeout(err error) *AppError {
+	return &AppError{Status: http.StatusGatewayTimeout, Reason: "labs.wait_timeout", Title: "The EHR did not answer in time",
+		Public: "smartlabs asked the EHR for this patient's results but no answer came in time. Refresh to try again.", Err: err}
+}
+
+// streamMark stands where the labs view goes in a page streamed in two parts.
+const streamMark = "<!--smartlabs:labs-->"
+
+// streamLabsPage answers the full page of view v while its first results
+// are still on their way: the head (with the styles and script), the shell
+// and the banner's reserved space first, flushed at once; then, once the
+// first page arrived, the view. Each part is rendered whole before it is
+// written. An error after the first part (no answer in time, the fetch
+// failed, another patient's data) cannot change the status any more: it is
+// written in the view's place as the complete error fragment, which app.css
+// shows alone, and logged as a failed request.
+func (s *Server) streamLabsPage(c echo.Context, ctx context.Context, l *session.Launch, v labsRequest, e *labscache.Entry) error {
+	shell := labs.Props{BannerPending: l.NeedPatientBanner}
+	mark := templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		_, err := io.WriteString(w, streamMark)
+		return err
+	})
+	var page bytes.Buffer
+	if err := layout.Page(s.labsLayout(l, v), labs.Frame(shell, mark)).Render(ctx, &page); err != nil {
+		return err
+	}
+	head, tail, ok := bytes.Cut(page.Bytes(), []byte(streamMark))
+	if !ok {
+		return errors.New("labs page: the view's place is missing")
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(head); err != nil {
+		return nil // the browser went away
+	}
+	w.Flush()
+
+	body, err := s.lateView(ctx, l, v, e)
+	if err != nil {
+		body = s.inBandPage(c, err)
+	}
+	_, _ = w.Write(append(body, tail...))
+	return nil
+}
+
+// lateView renders the view of a streamed page once its first results arrived.
+func (s *Server) lateView(ctx context.Context, l *session.Launch, v labsRequest, e *labscache.Entry) ([]byte, error) {
+	if err := e.Wait(ctx); err != nil {
+		return nil, waitTimeout(err)
+	}
+	snap := e.Snapshot()
+	props, err := s.viewProps(l, snap, v)
+	if err != nil {
+		return nil, err
+	}
+	if !snap.Done {
+		if err := s.followLive(ctx, e, l.ID, v, snap, &props); err != nil {
+			return nil, err
+		}
+	}
+	return renderPart(ctx, labs.LateView(props))
+}
+
 // busyRetryAfter is the Retry-After of the busy page, in seconds.
 const busyRetryAfter = 10
 
@@ -174,28 +235,6 @@ func busyError(err error) *AppError {
 	return &AppError{Status: http.StatusServiceUnavailable, Reason: "labs.busy", Title: "smartlabs is busy",
 		Public:     "smartlabs is loading results for many patients right now. Try again in a few seconds.",
 		RetryAfter: busyRetryAfter, Err: err}
-}
-
-// Long-poll bounds: a progress poll is held until new results arrive, at most
-// pollHold; after a change it lingers up to pollBatch so that pages landing
-// close together are rendered once (fewer, larger updates: fewer bytes).
-const (
-	pollHold  = 2 * time.Second
-	pollBatch = 200 * time.Millisecond
-)
-
-// waitForProgress holds a progress poll until more than after results have
-// arrived or the fetch is complete, so the view shows each page as soon as it
-// lands instead of on a fixed timer.
-func waitForProgress(ctx context.Context, e *labscache.Entry, after int) {
-	hold, cancel := context.WithTimeout(ctx, pollHold)
-	defer cancel()
-	if e.WaitBeyond(hold, after) != nil {
-		return
-	}
-	batch, cancelBatch := context.WithTimeout(ctx, pollBatch)
-	defer cancelBatch()
-	_ = e.WaitDone(batch)
 }
 
 // labsRequest is the view one request asks for.
@@ -208,6 +247,19 @@ type labsRequest struct {
 	col int
 	// page is the page of All results (1 is the first).
 	page int
+}
+
+// parseView is the view that query q asks for; key names the analyte of a
+// drill-down, "" otherwise.
+func parseView(q url.Values, key string) labsRequest {
+	v := labsRequest{mode: labsview.ParseMode(q), filter: labsview.ParseFilter(q), key: key}
+	if v.mode == labs.ModeFlowsheet && key == "" {
+		v.col = labsview.ParseColumn(q)
+	}
+	if v.mode == labs.ModeList && key == "" {
+		v.page = labsview.ParsePage(q)
+	}
+	return v
 }
 
 // url is the canonical URL of the view.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,36 +11,175 @@ import (
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 
 	"smartlabs/server/ehrsim"
 	"smartlabs/server/servertest"
 )
 
-// mustFollowPolls follows the progress polls of a labs page, as htmx does,
-// until the view says every page has arrived; it returns the last fragment.
+// mustFollowPolls follows the updates of a labs page as app.js does: while
+// the view has a live element, it reads that element's event stream to its
+// end and applies every update to doc as htmx would. It returns doc, which
+// then shows the complete view (or the error that replaced it).
 func mustFollowPolls(t testing.TB, b *browser, appURL string, doc *goquery.Document) *goquery.Document {
 	t.Helper()
-	for range 400 {
-		poller := doc.Find("#labs-poller")
-		if poller.Length() == 0 {
+	for range 20 {
+		u := doc.Find("#labs-live").AttrOr("data-stream", "")
+		if u == "" {
 			return doc
 		}
-		u := poller.AttrOr("hx-get", "")
 		if !strings.HasPrefix(u, "/l/") {
-			t.Fatalf("poller asks for %q", u)
+			t.Fatalf("the live element streams %q", u)
 		}
-		time.Sleep(20 * time.Millisecond)
-		resp, next := getFragment(t, b, appURL+u, "labs-results", "labs-poller")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("poll answered %d: %s", resp.StatusCode, text(next, "error-message"))
+		for _, ev := range mustReadStream(t, b, appURL+u, "") {
+			switch ev.event {
+			case "":
+				mustApplyUpdate(t, doc, ev.data)
+			case "done":
+				doc.Find("#labs-live").Remove()
+			default:
+				t.Fatalf("unexpected event %q", ev.event)
+			}
 		}
-		if resp.Header.Get("HX-Push-Url") != "" {
-			t.Errorf("a poll pushed the URL %q", resp.Header.Get("HX-Push-Url"))
-		}
-		doc = next
 	}
 	t.Fatal("the results never finished loading")
 	return nil
+}
+
+// sseEvent is one event of an event stream.
+type sseEvent struct{ event, id, data string }
+
+// mustReadStream GETs an event stream as EventSource does (lastID, when
+// set, as Last-Event-ID), reads it to its end and returns its events.
+func mustReadStream(t testing.TB, b *browser, u, lastID string) []sseEvent {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	req.Header.Set("Sec-Fetch-Dest", "empty")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: status %d, type %q: %.300s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	return parseStream(string(body))
+}
+
+// parseStream splits an event stream into its events, as EventSource does
+// (comments, retry and events without data are left out).
+func parseStream(s string) []sseEvent {
+	var out []sseEvent
+	var ev sseEvent
+	var data []string
+	hasData := false
+	for _, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		if line == "" {
+			if hasData {
+				ev.data = strings.Join(data, "\n")
+				out = append(out, ev)
+			}
+			ev, data, hasData = sseEvent{}, nil, false
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "event":
+			ev.event = value
+		case "id":
+			ev.id = value
+		case "data":
+			data, hasData = append(data, value), true
+		}
+	}
+	return out
+}
+
+// mustApplyUpdate applies an update, htmx out-of-band swaps, to doc as htmx
+// does: the top-level swaps first, then those in templates, each in order.
+func mustApplyUpdate(t testing.TB, doc *goquery.Document, update string) {
+	t.Helper()
+	nodes, err := html.ParseFragment(strings.NewReader(update), &html.Node{Type: html.ElementNode, DataAtom: atom.Body, Data: "body"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top, inTemplates []*html.Node
+	for _, n := range nodes {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		if n.Data == "template" {
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				if c.Type == html.ElementNode && attr(c, "hx-swap-oob") != "" {
+					inTemplates = append(inTemplates, c)
+				}
+			}
+		} else if attr(n, "hx-swap-oob") != "" {
+			top = append(top, n)
+		}
+	}
+	for _, n := range append(top, inTemplates...) {
+		how := attr(n, "hx-swap-oob")
+		removeAttr(n, "hx-swap-oob")
+		style, sel := "outerHTML", "#"+attr(n, "id")
+		if how != "true" {
+			style = how
+			if a, b, ok := strings.Cut(how, ":"); ok {
+				style, sel = a, b
+			}
+		}
+		target := doc.Find(sel)
+		if target.Length() == 0 {
+			continue // htmx too skips a swap whose target is gone
+		}
+		var kids []*html.Node
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			kids = append(kids, c)
+		}
+		for _, c := range kids {
+			n.RemoveChild(c)
+		}
+		switch style {
+		case "outerHTML":
+			for c := range slices.Values(kids) {
+				n.AppendChild(c)
+			}
+			target.ReplaceWithNodes(n)
+		case "delete":
+			target.Remove()
+		case "afterend":
+			target.AfterNodes(kids...)
+		case "afterbegin":
+			target.PrependNodes(kids...)
+		default:
+			t.Fatalf("swap %q is not one the updates use", style)
+		}
+	}
+}
+
+func attr(n *html.Node, name string) string {
+	for _, a := range n.Attr {
+		if a.Key == name {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func removeAttr(n *html.Node, name string) {
+	n.Attr = slices.DeleteFunc(n.Attr, func(a html.Attribute) bool { return a.Key == name })
 }
 
 // getFragment GETs u as htmx does for a request that targets the element with

@@ -154,8 +154,8 @@ func TestFetchPanicKeepsServing(t *testing.T) {
 
 			// Polls, filters and drill-downs show the error and fetch nothing again.
 			id := strings.TrimPrefix(resp.Request.URL.Path, "/l/")
-			for _, u := range []string{labsURL + "?after=0", labsURL + "?view=all", labsURL + "/a/2345-7"} {
-				r, doc := getFragment(t, b, u, "labs-results", "labs-poller")
+			for _, u := range []string{labsURL, labsURL + "?view=all", labsURL + "/a/2345-7"} {
+				r, doc := getFragment(t, b, u, "labs-results", "")
 				if r.StatusCode != http.StatusInternalServerError {
 					t.Errorf("%s after the panic: %d, want 500", strings.TrimPrefix(u, h.AppURL), r.StatusCode)
 				}
@@ -195,24 +195,25 @@ func TestFetchPanicKeepsServing(t *testing.T) {
 	}
 }
 
-// pollUntilError follows the view's polls from resp, as htmx does, until one
-// is answered with an error, and returns that answer. Results that arrived
-// before a fetch failed are shown while it runs; the polls then get its error.
+// pollUntilError follows the view's updates from resp, as the browser does,
+// until they show an error in the view's place, and returns the answer to
+// the view asked for again (as a filter asks for it), which is that error
+// with its status. Results that arrived before a fetch failed are shown
+// while it runs; the updates then replace them with its error.
 func pollUntilError(t *testing.T, h *harness, b *browser, resp *http.Response, doc *goquery.Document, body string) (*http.Response, string) {
 	t.Helper()
-	for range 400 {
-		if resp.StatusCode != http.StatusOK {
-			return resp, body
-		}
-		u := doc.Find("#labs-poller").AttrOr("hx-get", "")
-		if u == "" {
-			t.Fatal("the view finished loading without an error")
-		}
-		resp, doc = getFragment(t, b, h.AppURL+u, "labs-results", "labs-poller")
-		body, _ = goquery.OuterHtml(doc.Selection)
+	if resp.StatusCode != http.StatusOK {
+		return resp, body
 	}
-	t.Fatal("the polls never got the error")
-	return nil, ""
+	doc = mustFollowPolls(t, b, h.AppURL, doc)
+	if doc.Find(`[data-testid="error"]`).Length() == 0 {
+		t.Fatal("the view finished loading without an error")
+	}
+	view := *resp.Request.URL
+	view.Path = strings.TrimSuffix(view.Path, "/labs")
+	r, errDoc := getFragment(t, b, view.String(), "labs-results", "")
+	body, _ = goquery.OuterHtml(errDoc.Selection)
+	return r, body
 }
 
 // panicCount reads smartlabs_panics_total{where}.

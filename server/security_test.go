@@ -186,9 +186,17 @@ func TestUpstreamFaults(t *testing.T) {
 		h := newHarness(t, harnessOptions{Switches: ehrsim.Switches{WrongSubject: true}})
 		b := newBrowser(t)
 		resp, doc, _ := b.get(h.LaunchURL(h.Patient("Lin").ID))
-		assertPage(t, resp, doc, http.StatusBadGateway, "withheld")
-		if doc.Find(`[data-testid="result-row"]`).Length() != 0 {
+		// The page began before the first page of results arrived, so its
+		// status was sent already: the error stands in the view's place.
+		assertPage(t, resp, doc, http.StatusOK, "withheld")
+		if doc.Find(`[data-testid="labs-view"] > [data-testid="error"]`).Length() != 1 {
+			t.Error("the error is not in the view's place")
+		}
+		if doc.Find(`[data-testid="result-row"], [data-testid="summary-line"]`).Length() != 0 {
 			t.Error("rows shown despite a wrong-patient result")
+		}
+		if !strings.Contains(h.Logs.String(), `"status":502,"reason":"fhir.wrong_patient","in_band":true`) {
+			t.Error("the withheld view is not logged as a failed request")
 		}
 	})
 	t.Run("paging session expired restarts", func(t *testing.T) {

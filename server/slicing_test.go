@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -101,6 +102,7 @@ func TestTwoTabsLoadTwoPatientsAtOnce(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: %v", p.Family, err)
 			} else {
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
 			landed[i] <- resp

@@ -184,26 +184,33 @@ func TestSparklinePointsAreTheData(t *testing.T) {
 	}
 }
 
-func TestLoadingPolls(t *testing.T) {
+// TestLoadingFollowsLive: while pages arrive, the view holds the live
+// element that names the stream of its updates, with a hidden alert that
+// offers Retry of the view itself; a complete view has none.
+func TestLoadingFollowsLive(t *testing.T) {
 	p := summaryProps(shapes["quantity"])
 	p.Loading = &labs.Loading{Fetched: 300, Total: 5000}
 	p.Filter = labs.Filter{Range: "30d", Query: "k"}
+	p.LiveURL = "/l/L1/live?q=k&range=30d&v=tok.3"
 	doc := mustFragmentDoc(t, p)
 	if got := text(doc.Find(`[data-testid="progress"]`)); got != "Loaded 300 of 5,000…" {
 		t.Errorf("progress = %q", got)
 	}
-	poller := doc.Find("#labs-poller")
-	for attr, want := range map[string]string{"hx-get": "/l/L1?q=k&range=30d&after=300", "hx-target": "#labs-results", "hx-trigger": "load delay:20ms"} {
-		if got := poller.AttrOr(attr, ""); got != want {
-			t.Errorf("poller %s = %q, want %q", attr, got, want)
-		}
+	live := doc.Find("#labs-results #labs-live")
+	if got := live.AttrOr("data-stream", ""); got != p.LiveURL {
+		t.Errorf("live element streams %q, want %q", got, p.LiveURL)
 	}
-	if _, ok := poller.Attr("hx-push-url"); ok {
-		t.Error("the poller pushes URLs")
+	broken := live.Find(`[data-testid="live-broken"]`)
+	if _, hidden := broken.Attr("hidden"); !hidden || broken.AttrOr("role", "") != "alert" || !strings.Contains(broken.Text(), "incomplete") {
+		t.Errorf("the broken-stream alert: hidden %v, role %q, text %q", hidden, broken.AttrOr("role", ""), broken.Text())
+	}
+	retry := broken.Find(`[data-testid="retry"]`)
+	if retry.AttrOr("hx-get", "") != "/l/L1?q=k&range=30d" || retry.AttrOr("hx-target", "") != "#labs" {
+		t.Errorf("Retry asks for %q into %q, want the view into #labs", retry.AttrOr("hx-get", ""), retry.AttrOr("hx-target", ""))
 	}
 	p.Loading = nil
-	if mustFragmentDoc(t, p).Find("#labs-poller").Length() != 0 {
-		t.Error("a complete view still polls")
+	if mustFragmentDoc(t, p).Find("#labs-live").Length() != 0 {
+		t.Error("a complete view still follows updates")
 	}
 	p.Loading = &labs.Loading{Fetched: 50, Total: -1}
 	if got := text(mustFragmentDoc(t, p).Find(`[data-testid="progress"]`)); got != "Loaded 50…" {
@@ -485,11 +492,13 @@ func TestFlowsheetGolden(t *testing.T) {
 		t.Errorf("untimed note %q", got)
 	}
 
-	// While loading, the flowsheet polls its own URL, column offset included.
+	// While loading, Retry of a broken stream asks for the flowsheet again,
+	// column offset included.
 	p.Flowsheet.Offset = 20
 	p.Loading = &labs.Loading{Fetched: 6, Total: 10}
+	p.LiveURL = "/l/L1/live?v=tok.1"
 	doc = mustFragmentDoc(t, p)
-	if got := doc.Find("#labs-poller").AttrOr("hx-get", ""); got != "/l/L1?col=20&range=1y&view=flowsheet&after=6" {
-		t.Errorf("poll URL %q", got)
+	if got := doc.Find(`#labs-live [data-testid="retry"]`).AttrOr("hx-get", ""); got != "/l/L1?col=20&range=1y&view=flowsheet" {
+		t.Errorf("Retry URL %q", got)
 	}
 }

@@ -7,6 +7,8 @@ package labscache
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"time"
@@ -121,7 +123,7 @@ func (c *Cache) Start(ctx context.Context, id, owner string, force bool, fetch F
 		c.removeLocked(id, old)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &Entry{cache: c, id: id, owner: owner, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1}
+	e := &Entry{cache: c, id: id, owner: owner, cancel: cancel, changed: make(chan struct{}), lastUsed: c.opts.Now(), total: -1, token: newToken()}
 	c.entries[id] = e
 	c.mu.Unlock()
 	go c.run(ctx, cancel, e, fetch)
@@ -326,6 +328,20 @@ type Entry struct {
 	detached  bool
 	// changed is closed and replaced on every change, waking waiters.
 	changed chan struct{}
+	// token names this entry (a Refresh makes a new one); seq counts its
+	// changes. Together they name a state of the results a view showed.
+	token string
+	seq   uint64
+	// live holds what views of the entry showed at recent states (see Live).
+	live      map[string]any
+	liveOrder []string
+}
+
+// newToken is a random name for an entry.
+func newToken() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Failed reports whether the entry's fetch has ended with an error (a fetch
@@ -355,8 +371,9 @@ func (e *Entry) detachedLocked() bool {
 	return e.detached
 }
 
-// notifyLocked wakes everyone waiting for a change; e.mu must be held.
+// notifyLocked counts a change and wakes everyone waiting for one; e.mu must be held.
 func (e *Entry) notifyLocked() {
+	e.seq++
 	close(e.changed)
 	e.changed = make(chan struct{})
 }
@@ -415,6 +432,13 @@ func (e *Entry) Finish(f Final) {
 		c.bytes += n
 		c.settleLocked(e)
 	}
+}
+
+// Ready reports whether Wait would return at once: the entry has a result or is complete.
+func (e *Entry) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.done || len(e.results) > 0
 }
 
 // Wait blocks until the entry has at least one result or is complete, or ctx ends.
@@ -497,6 +521,45 @@ func (e *Entry) WaitBeyond(ctx context.Context, fetched int) error {
 	return e.waitUntil(ctx, func() bool { return e.done || e.fetched > fetched })
 }
 
+// WaitChange blocks until the entry has changed since change number seq
+// (Snapshot.Seq), or ctx ends.
+func (e *Entry) WaitChange(ctx context.Context, seq uint64) error {
+	return e.waitUntil(ctx, func() bool { return e.seq != seq })
+}
+
+// Token names the entry: a Refresh replaces the entry, and its token with it.
+func (e *Entry) Token() string { return e.token }
+
+// maxLive bounds the view states an entry remembers for Live.
+const maxLive = 16
+
+// Live returns what was stored under key by SetLive, if anything: the state
+// a view of the entry showed, so that an update can send only what changed
+// since. Only recent states are kept.
+func (e *Entry) Live(key string) (any, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.live[key]
+	return v, ok
+}
+
+// SetLive stores v under key, forgetting the oldest beyond maxLive.
+func (e *Entry) SetLive(key string, v any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.live == nil {
+		e.live = map[string]any{}
+	}
+	if _, ok := e.live[key]; !ok {
+		e.liveOrder = append(e.liveOrder, key)
+	}
+	e.live[key] = v
+	for len(e.liveOrder) > maxLive {
+		delete(e.live, e.liveOrder[0])
+		e.liveOrder = e.liveOrder[1:]
+	}
+}
+
 // WaitDone blocks until the entry is complete or ctx ends.
 func (e *Entry) WaitDone(ctx context.Context) error {
 	return e.waitUntil(ctx, func() bool { return e.done })
@@ -518,6 +581,8 @@ type Snapshot struct {
 	// Done is true once the fetch ended; Final then says how.
 	Done  bool
 	Final Final
+	// Seq counts the entry's changes up to this snapshot.
+	Seq uint64
 }
 
 // Snapshot returns the entry's current results and progress.
@@ -532,8 +597,8 @@ func (e *Entry) Snapshot() Snapshot {
 		} else {
 			rs := append([]labsview.Result(nil), e.results...)
 			labsview.SortByDate(rs)
-			return Snapshot{Results: rs, Fetched: e.fetched, Total: e.total}
+			return Snapshot{Results: rs, Fetched: e.fetched, Total: e.total, Seq: e.seq}
 		}
 	}
-	return Snapshot{Results: e.results, Fetched: e.fetched, Total: e.total, Done: e.done, Final: e.final}
+	return Snapshot{Results: e.results, Fetched: e.fetched, Total: e.total, Done: e.done, Final: e.final, Seq: e.seq}
 }
