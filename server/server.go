@@ -48,7 +48,7 @@ type Deps struct {
 	// an event stream (to measure one against the other).
 	LivePoll bool
 	Version  string
-	Now            func() time.Time
+	Now      func() time.Time
 }
 
 // Server is the smartlabs HTTP application.

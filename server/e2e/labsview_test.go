@@ -19,7 +19,7 @@ func waitIdle(t *testing.T, tab *e2e.Tab) {
 	t.Helper()
 	for deadline := time.Now().Add(uiWait); time.Now().Before(deadline); time.Sleep(30 * time.Millisecond) {
 		var busy bool
-		if err := tab.Eval(frame, `document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, #labs-poller") !== null`, &busy); err == nil && !busy {
+		if err := tab.Eval(frame, `document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, #labs-live") !== null`, &busy); err == nil && !busy {
 			return
 		}
 	}
@@ -150,19 +150,25 @@ func TestSummaryDrillDownAndBack(t *testing.T) {
 		t.Fatalf("sparkline of %s has %d points", line.Name, len(line.Points))
 	}
 
-	// The "All results" tab lists every result; those of this analyte, numeric,
-	// newest 20, oldest first, are the sparkline's points.
+	// The "All results" tab lists every result, page after page; those of
+	// this analyte, numeric, newest 20, oldest first, are the sparkline's points.
 	mustClick(t, tab, `[data-testid="tab-all"]`)
-	var rows []point
-	mustEval(t, tab, `[...document.querySelectorAll("[data-testid=result-row]")]
-		.filter(r => r.querySelector("[data-testid=name]").textContent === `+jsQuote(line.Name)+`)
-		.map(r => ({at: r.querySelector("[data-testid=collected] time")?.getAttribute("datetime") ?? "",
-			value: r.querySelector("[data-testid=result] > div > [data-testid=value]")?.textContent ?? ""}))`, &rows)
 	var want []point
-	for _, r := range rows {
-		if r.Value != "" && !strings.ContainsAny(r.Value[:1], "<>") && len(want) < 20 {
-			want = append(want, r)
+	for {
+		var rows []point
+		mustEval(t, tab, `[...document.querySelectorAll("[data-testid=result-row]")]
+			.filter(r => r.querySelector("[data-testid=name]").textContent === `+jsQuote(line.Name)+`)
+			.map(r => ({at: r.querySelector("[data-testid=collected] time")?.getAttribute("datetime") ?? "",
+				value: r.querySelector("[data-testid=result] > div > [data-testid=value]")?.textContent ?? ""}))`, &rows)
+		for _, r := range rows {
+			if r.Value != "" && !strings.ContainsAny(r.Value[:1], "<>") && len(want) < 20 {
+				want = append(want, r)
+			}
 		}
+		if n, _ := tab.Count(frame, `[data-testid="list-next"]`); n == 0 || len(want) == 20 {
+			break
+		}
+		mustClick(t, tab, `[data-testid="list-next"]`)
 	}
 	slices.Reverse(want)
 	if !slices.Equal(want, line.Points) {

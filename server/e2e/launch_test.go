@@ -84,7 +84,8 @@ func TestEHRLaunchInCrossSiteFrame(t *testing.T) {
 	if err != nil || !strings.HasPrefix(frameURL, env.AppURL+"/l/") {
 		t.Fatalf("frame URL = %q, %v", frameURL, err)
 	}
-	// The summary is the default view; "All results" lists every result of every page.
+	// The summary is the default view; "All results" counts every result of
+	// every page of the search, and shows them 200 a page.
 	if err := tab.Click(frame, `[data-testid="tab-all"]`); err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +96,14 @@ func TestEHRLaunchInCrossSiteFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := p.ResultCount - p.EnteredInError; rows != want {
+	if want := min(p.ResultCount-p.EnteredInError, 200); rows != want {
 		t.Errorf("rows in frame = %d, want %d", rows, want)
 	}
+	if got, _ := tab.Text(frame, `[data-testid="list-range"]`); !strings.Contains(got, "of "+thousands(p.ResultCount-p.EnteredInError)) {
+		t.Errorf("the pager reads %q", got)
+	}
 	count, _ := tab.Text(frame, `[data-testid="result-count"]`)
-	if !strings.Contains(count, strconv.Itoa(p.ResultCount-p.EnteredInError)) {
+	if !strings.Contains(count, thousands(p.ResultCount-p.EnteredInError)) {
 		t.Errorf("result count reads %q", count)
 	}
 	shot(t, tab, "labs.png")
@@ -224,4 +228,13 @@ func TestStandaloneLaunchTopLevel(t *testing.T) {
 		html, _ := tab.HTML("")
 		t.Fatalf("standalone labs never appeared: %v\n%s", err, truncate(html, 1500))
 	}
+}
+
+// thousands writes n as the view does: 4969 -> "4,969".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
