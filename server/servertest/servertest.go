@@ -137,6 +137,9 @@ type Options struct {
 	// HTTPClient is shared with the SMART client, so its Transport carries
 	// discovery, token and FHIR requests alike.
 	Deps func(*server.Deps)
+	// WrapApp, when set, wraps the app's handler as a proxy in front of it
+	// would: a test can cut or refuse the browser's requests.
+	WrapApp func(http.Handler) http.Handler
 }
 
 // ClientID is the app's client id at the simulator.
@@ -230,7 +233,11 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := h.newServer(h.Cfg, appStore, appKV)
 	h.Handler = srv
-	Serve(t, appLn, srv)
+	var app http.Handler = srv
+	if opts.WrapApp != nil {
+		app = opts.WrapApp(srv)
+	}
+	Serve(t, appLn, app)
 	Serve(t, simLn, sim)
 	return h
 }
