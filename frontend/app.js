@@ -76,57 +76,23 @@ document.addEventListener("htmx:afterSettle", (e) => {
   if (el instanceof HTMLElement) el.focus();
 });
 
-// Live updates of a view whose results are still arriving. #labs-live names
-// the event stream of its changes (data-stream); each message is htmx
-// out-of-band swaps of only the parts that changed, applied as they come.
-// The browser resumes a broken stream by itself, sending the last event's
-// id, so the server sends what changed since, nothing twice. When the
-// stream cannot go on, the element's alert says the list is incomplete and
-// offers Retry. A view swapped in (a filter) brings its own element.
-let live = null;
-
-function followLive() {
-  const el = document.getElementById("labs-live");
-  const url = el && el.dataset.stream;
-  if (live && live.url === url && live.el === el) return;
-  if (live) live.es.close();
-  live = null;
-  if (!url || typeof EventSource !== "function") return;
-  const es = new EventSource(url);
-  const mine = { url, el, es };
-  live = mine;
-  const broken = (on) => {
-    const alert = el.querySelector("[data-testid='live-broken']");
-    if (alert) alert.hidden = !on;
-  };
-  const stop = () => {
-    es.close();
-    if (live === mine) live = null;
-  };
-  es.onmessage = (e) => {
-    broken(false);
-    htmx.swap(document.body, e.data, { swapStyle: "none" });
-  };
-  es.addEventListener("done", () => {
-    stop();
-    el.remove();
-  });
-  // The results are no longer on this server: load the view again.
-  es.addEventListener("reload", () => {
-    stop();
-    const retry = el.querySelector("[data-testid='retry']");
-    if (retry) retry.click();
-  });
-  es.onerror = () => {
-    if (live !== mine) return;
-    broken(true);
-    if (es.readyState === EventSource.CLOSED) stop();
-  };
+// A poll of #labs-live (the updates of a list still loading) that fails,
+// the connection broken or an answer that is not ours, leaves the view as
+// it is and shows the element's alert: the list is incomplete, Retry.
+function liveBroken(e) {
+  const el = e.detail && e.detail.elt;
+  if (!(el instanceof HTMLElement) || el.id !== "labs-live") return false;
+  const alert = el.querySelector("[data-testid='live-broken']");
+  if (alert) alert.hidden = false;
+  return true;
 }
 
-document.addEventListener("htmx:afterSettle", followLive);
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", followLive);
-} else {
-  followLive();
-}
+document.addEventListener("htmx:sendError", liveBroken);
+document.addEventListener("htmx:beforeSwap", (e) => {
+  const xhr = e.detail && e.detail.xhr;
+  // Our own errors retarget to #labs and replace the view; anything else
+  // (a proxy's error page) must not take the polling element's place.
+  if (xhr && xhr.status >= 400 && !xhr.getResponseHeader("HX-Retarget") && liveBroken(e)) {
+    e.detail.shouldSwap = false;
+  }
+});

@@ -18,93 +18,79 @@ import (
 	"smartlabs/server/servertest"
 )
 
-// mustFollowPolls follows the updates of a labs page as app.js does: while
-// the view has a live element, it reads that element's event stream to its
-// end and applies every update to doc as htmx would. It returns doc, which
-// then shows the complete view (or the error that replaced it).
+// mustFollowPolls follows the updates of a labs page as htmx does: while
+// the view has a live element, it GETs that element's URL (a long poll) and
+// applies the answer to doc: the out-of-band swaps, and the answer's own
+// content in the element's place; an error answer replaces #labs. It
+// returns doc, which then shows the complete view (or the error).
 func mustFollowPolls(t testing.TB, b *browser, appURL string, doc *goquery.Document) *goquery.Document {
 	t.Helper()
-	for range 20 {
-		u := doc.Find("#labs-live").AttrOr("data-stream", "")
-		if u == "" {
+	for range 1000 {
+		live := doc.Find("#labs-live")
+		u := live.AttrOr("hx-get", "")
+		if live.Length() == 0 {
 			return doc
 		}
-		if !strings.HasPrefix(u, "/l/") {
-			t.Fatalf("the live element streams %q", u)
+		if !strings.HasPrefix(u, "/l/") || live.AttrOr("hx-target", "") != "this" {
+			t.Fatalf("the live element polls %q into %q", u, live.AttrOr("hx-target", ""))
 		}
-		for _, ev := range mustReadStream(t, b, appURL+u, "") {
-			switch ev.event {
-			case "":
-				mustApplyUpdate(t, doc, ev.data)
-			case "done":
-				doc.Find("#labs-live").Remove()
-			default:
-				t.Fatalf("unexpected event %q", ev.event)
+		resp, body := mustPoll(t, b, appURL+u)
+		if resp.Header.Get("HX-Push-Url") != "" {
+			t.Errorf("a poll pushed the URL %q", resp.Header.Get("HX-Push-Url"))
+		}
+		if target := resp.Header.Get("HX-Retarget"); target != "" {
+			if target != "#labs" || resp.Header.Get("HX-Reswap") != "outerHTML" {
+				t.Fatalf("a poll retargets %q with %q", target, resp.Header.Get("HX-Reswap"))
 			}
+			mustApplyUpdate(t, doc, oobOf(body))
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("poll answered %d: %.300s", resp.StatusCode, body)
+		}
+		mustApplyUpdate(t, doc, body)
+		main, err := goquery.NewDocumentFromReader(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What is left of the answer after its swaps takes the element's place.
+		main.Find("[hx-swap-oob], template").Remove()
+		next := main.Find("body").Children()
+		if next.Length() > 0 {
+			live.ReplaceWithSelection(next)
+		} else {
+			live.Remove()
 		}
 	}
 	t.Fatal("the results never finished loading")
 	return nil
 }
 
-// sseEvent is one event of an event stream.
-type sseEvent struct{ event, id, data string }
+// oobOf makes an answer that replaces #labs (a whole view, or an error)
+// into the out-of-band swap htmx would make of it after HX-Retarget.
+func oobOf(body string) string {
+	return strings.Replace(body, `id="labs"`, `id="labs" hx-swap-oob="true"`, 1)
+}
 
-// mustReadStream GETs an event stream as EventSource does (lastID, when
-// set, as Last-Event-ID), reads it to its end and returns its events.
-func mustReadStream(t testing.TB, b *browser, u, lastID string) []sseEvent {
+// mustPoll GETs u as htmx does for the live element's poll.
+func mustPoll(t testing.TB, b *browser, u string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("HX-Target", "labs-live")
+	req.Header.Set("HX-Trigger", "labs-live")
+	req.Header.Set("X-Smartlabs-CSRF", "1")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	req.Header.Set("Sec-Fetch-Mode", "cors")
-	req.Header.Set("Sec-Fetch-Dest", "empty")
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
 	resp, err := b.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("stream: status %d, type %q: %.300s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-	return parseStream(string(body))
-}
-
-// parseStream splits an event stream into its events, as EventSource does
-// (comments, retry and events without data are left out).
-func parseStream(s string) []sseEvent {
-	var out []sseEvent
-	var ev sseEvent
-	var data []string
-	hasData := false
-	for _, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
-		if line == "" {
-			if hasData {
-				ev.data = strings.Join(data, "\n")
-				out = append(out, ev)
-			}
-			ev, data, hasData = sseEvent{}, nil, false
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			ev.event = value
-		case "id":
-			ev.id = value
-		case "data":
-			data, hasData = append(data, value), true
-		}
-	}
-	return out
+	return resp, string(body)
 }
 
 // mustApplyUpdate applies an update, htmx out-of-band swaps, to doc as htmx

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,16 +17,10 @@ import (
 	"smartlabs/server/session"
 )
 
-// Bounds of the update stream. A stream ends after liveStreamMax and the
-// browser resumes it (Last-Event-ID), so that no proxy sees a request that
-// never ends; a comment every liveKeepAlive keeps an idle one open.
+// Long-poll bounds: a poll is held until the view changed, at most
+// pollHold; then it lingers pollLinger for changes close behind (pages of
+// several windows landing together) before it answers.
 const (
-	liveStreamMax = 2 * time.Minute
-	liveKeepAlive = 15 * time.Second
-	// liveRetry is the reconnect delay the stream asks of the browser, in ms.
-	liveRetry = 1000
-	// pollHold bounds how long a long poll waits for a change; pollLinger
-	// is how long it then waits for more before it answers.
 	pollHold   = 2 * time.Second
 	pollLinger = 20 * time.Millisecond
 )
@@ -71,7 +64,6 @@ func liveURL(id string, v labsRequest, token string, seq uint64) string {
 // with the entry, so that the first update sends only what changed since.
 func (s *Server) followLive(ctx context.Context, e *labscache.Entry, id string, v labsRequest, snap labscache.Snapshot, p *labs.Props) error {
 	p.LiveURL = liveURL(id, v, e.Token(), snap.Seq)
-	p.LivePoll = s.livePoll
 	lv, err := renderLive(ctx, *p)
 	if err != nil {
 		return err
@@ -80,15 +72,16 @@ func (s *Server) followLive(ctx context.Context, e *labscache.Entry, id string, 
 	return nil
 }
 
-// handleLive handles "GET /l/:launch/live": the updates of one view while
-// its results arrive. A browser's EventSource gets an event stream of them,
-// one event per change, until the list is complete; an htmx request (a long
-// poll) gets the next one. Each update carries only what changed since the
-// state the browser shows, named by the query's v or, when the browser
-// resumes a stream, by Last-Event-ID. This route never starts a fetch from
-// the EHR: it follows the launch's results in this server's cache, and
-// tells the browser to load the view again when there are none.
+// handleLive handles "GET /l/:launch/live": the next update of one view
+// while its results arrive, a long poll of htmx. It answers once the view
+// changed since the state the browser shows (named by the query's v), with
+// only what changed, and, while the list is loading, the element that polls
+// again. This route never starts a fetch from the EHR: it follows the
+// launch's results in this server's cache, and answers the whole view
+// (which fetches them) when there are none. Its errors replace the view.
 func (s *Server) handleLive(c echo.Context) error {
+	c.Response().Header().Set("HX-Retarget", "#labs")
+	c.Response().Header().Set("HX-Reswap", "outerHTML")
 	l, err := s.loadLaunch(c)
 	if err != nil {
 		return err
@@ -103,129 +96,18 @@ func (s *Server) handleLive(c echo.Context) error {
 	}
 	v := parseView(q, key)
 	e := s.labsCache.Get(l.ID)
-	from := q.Get("v")
-	if id := c.Request().Header.Get("Last-Event-ID"); id != "" {
-		from = id
+	if e == nil {
+		// Not (or no longer) cached here: the whole view, fetched again.
+		return s.serveLabs(c, key, false)
 	}
 	var old *liveState
 	var seq uint64
-	if tok, n, ok := parseVersion(from); ok && e != nil && tok == e.Token() {
+	if tok, n, ok := parseVersion(q.Get("v")); ok && tok == e.Token() {
 		if st, ok := e.Live(liveKey(v.url(l.ID), tok, n)); ok {
 			old, seq = st.(*liveState), n
 		}
 	}
-	if isHTMX(c) {
-		return s.livePollAnswer(c, l, v, e, old, seq)
-	}
-	return s.liveStream(c, l, v, e, old, seq)
-}
-
-// liveUpdate is the update from old to snap's state of view v, and that
-// state; a view that fails (the fetch ended in an error, the EHR sent
-// another patient's data) is an error.
-func (s *Server) liveUpdate(ctx context.Context, l *session.Launch, v labsRequest, snap labscache.Snapshot, old *liveState) ([]byte, *liveState, error) {
-	props, err := s.viewProps(l, snap, v)
-	if err != nil {
-		return nil, nil, err
-	}
-	lv, err := renderLive(ctx, props)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := lv.update(ctx, old)
-	if err != nil {
-		return nil, nil, err
-	}
-	if snap.Done {
-		// Complete: nothing follows any more.
-		b = append(b, `<div id="labs-live" hx-swap-oob="delete"></div>`...)
-	}
-	return b, &lv.state, nil
-}
-
-// liveStream writes the updates of view v as an event stream until the
-// list is complete. Every write is flushed at once; X-Accel-Buffering asks
-// proxies (nginx) not to hold them back. A proxy that buffers anyway only
-// delays them: the stream ends when the list is complete, so the browser
-// then gets them all, and the view is complete.
-func (s *Server) liveStream(c echo.Context, l *session.Launch, v labsRequest, e *labscache.Entry, old *liveState, seq uint64) error {
-	w := c.Response()
-	h := w.Header()
-	h.Set(echo.HeaderContentType, "text/event-stream; charset=utf-8")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if e == nil {
-		// Not (or no longer) cached here: the browser loads the view again,
-		// which fetches the results.
-		writeEvent(w, "reload", "", nil)
-		w.Flush()
-		return nil
-	}
-	ctx := c.Request().Context()
-	_, _ = w.Write([]byte("retry: " + strconv.Itoa(liveRetry) + "\n\n"))
-	end := time.Now().Add(liveStreamMax)
-	viewURL := v.url(l.ID)
-	for {
-		snap := e.Snapshot()
-		if old == nil || snap.Seq != seq {
-			b, st, err := s.liveUpdate(ctx, l, v, snap, old)
-			if err != nil {
-				writeEvent(w, "", "", s.inBandError(c, err))
-				writeEvent(w, "done", "", nil)
-				w.Flush()
-				return nil
-			}
-			e.SetLive(liveKey(viewURL, e.Token(), snap.Seq), st)
-			writeEvent(w, "", liveVersion(e.Token(), snap.Seq), b)
-			old, seq = st, snap.Seq
-		}
-		if snap.Done {
-			writeEvent(w, "done", "", nil)
-			w.Flush()
-			return nil
-		}
-		w.Flush()
-		wait, cancel := context.WithTimeout(ctx, min(liveKeepAlive, time.Until(end)))
-		err := e.WaitChange(wait, seq)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err == nil:
-		case time.Now().After(end):
-			// The browser resumes from the last event's id.
-			return nil
-		default:
-			_, _ = w.Write([]byte(": keep-alive\n\n"))
-		}
-	}
-}
-
-// writeEvent writes one server-sent event: its type (none for a message),
-// its id (none when ""), and data, one "data:" line per line of it. Line
-// ends of every kind are made "\n" first: a lone "\r" in a lab's note would
-// otherwise end the line early and let the text after it start a field.
-// An event with an id and no data moves the browser's last event id
-// without dispatching anything.
-func writeEvent(w http.ResponseWriter, event, id string, data []byte) {
-	var b bytes.Buffer
-	if event != "" {
-		b.WriteString("event: " + event + "\n")
-	}
-	if id != "" {
-		b.WriteString("id: " + id + "\n")
-	}
-	if data != nil || event != "" {
-		d := bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
-		d = bytes.ReplaceAll(d, []byte("\r"), []byte("\n"))
-		for _, line := range bytes.Split(d, []byte("\n")) {
-			b.WriteString("data: ")
-			b.Write(line)
-			b.WriteByte('\n')
-		}
-	}
-	b.WriteByte('\n')
-	_, _ = w.Write(b.Bytes())
+	return s.livePollAnswer(c, l, v, e, old, seq)
 }
 
 // livePollAnswer answers a long poll: it waits until the view changed since
@@ -233,10 +115,6 @@ func writeEvent(w http.ResponseWriter, event, id string, data []byte) {
 // answers the update with, while the list is loading, the element that
 // polls again.
 func (s *Server) livePollAnswer(c echo.Context, l *session.Launch, v labsRequest, e *labscache.Entry, old *liveState, seq uint64) error {
-	if e == nil {
-		return &AppError{Status: http.StatusConflict, Reason: "labs.live_gone", Title: "This view has ended",
-			Public: "Load the view again to see its results.", Err: errors.New("no cached results to follow")}
-	}
 	ctx := c.Request().Context()
 	if old != nil {
 		hold, cancel := context.WithTimeout(ctx, pollHold)
@@ -248,16 +126,28 @@ func (s *Server) livePollAnswer(c echo.Context, l *session.Launch, v labsRequest
 		cancel()
 	}
 	snap := e.Snapshot()
-	b, st, err := s.liveUpdate(ctx, l, v, snap, old)
+	props, err := s.viewProps(l, snap, v)
 	if err != nil {
 		return err
 	}
-	e.SetLive(liveKey(v.url(l.ID), e.Token(), snap.Seq), st)
+	lv, err := renderLive(ctx, props)
+	if err != nil {
+		return err
+	}
+	b, err := lv.update(ctx, old)
+	if err != nil {
+		return err
+	}
+	e.SetLive(liveKey(v.url(l.ID), e.Token(), snap.Seq), &lv.state)
+	// The answer replaces the polling element: with the next one while the
+	// list is loading, with nothing once it is complete.
+	h := c.Response().Header()
+	h.Del("HX-Retarget")
+	h.Del("HX-Reswap")
 	if !snap.Done {
-		p := labs.Props{BasePath: labsPath(l.ID), Mode: v.mode, Filter: v.filter, Loading: &labs.Loading{},
-			LiveURL: liveURL(l.ID, v, e.Token(), snap.Seq), LivePoll: true}
+		props.LiveURL = liveURL(l.ID, v, e.Token(), snap.Seq)
 		var buf bytes.Buffer
-		if err := labs.Live(p).Render(ctx, &buf); err != nil {
+		if err := labs.Live(props).Render(ctx, &buf); err != nil {
 			return err
 		}
 		b = append(buf.Bytes(), b...)
@@ -269,14 +159,6 @@ func (s *Server) livePollAnswer(c echo.Context, l *session.Launch, v labsRequest
 // place (see streamLabsPage), logged as handleError logs a failed request.
 func (s *Server) inBandPage(c echo.Context, err error) []byte {
 	return s.errorFragment(c, err)
-}
-
-// inBandError is the error view that replaces a view whose updates failed
-// (its fetch ended in an error, or the EHR sent another patient's data):
-// the whole #labs fragment, rows and all, as an out-of-band swap. It is
-// logged as handleError logs a failed request.
-func (s *Server) inBandError(c echo.Context, err error) []byte {
-	return oob(s.errorFragment(c, err), "true")
 }
 
 // errorFragment logs err as a failed request, in band, and renders its

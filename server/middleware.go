@@ -155,27 +155,6 @@ func (s *Server) requireHTMX(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireLiveFetch guards the update stream of a view, which an
-// EventSource asks for without our anti-forgery header: a browser's Fetch
-// Metadata must say it comes from our own origin, as a script's request
-// (mode cors, destination empty), not a navigation, a frame, an image or a
-// script tag of another site. A request without Fetch Metadata (an older
-// browser) passes: the route only reads results this browser's launch
-// already fetched, never starts a fetch, and its answer is unreadable to
-// other origins (no CORS is granted). An htmx request (the long poll) is
-// checked as every htmx request is (requireAntiForgery, by guardHTMX).
-func (s *Server) requireLiveFetch(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header
-		for name, want := range map[string]string{"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"} {
-			if got := h.Get(name); got != "" && got != want {
-				return forgeryError(name + " " + sanitizeHeader(got))
-			}
-		}
-		return next(c)
-	}
-}
-
 // sanitizeHeader keeps a client-sent header value short and printable for logs.
 func sanitizeHeader(v string) string {
 	if len(v) > 32 {

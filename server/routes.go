@@ -45,9 +45,8 @@ func (s *Server) routes() *echo.Echo {
 	g.GET("/l/:launch", s.handleLabsPage)
 	g.GET("/l/:launch/a/:key", s.handleAnalytePage)
 	g.GET("/l/:launch/theme.css", s.handleTheme)
-	// The updates of a view: an EventSource cannot send the anti-forgery
-	// header, so the stream is guarded by Fetch Metadata and the session.
-	g.GET("/l/:launch/live", s.handleLive, s.requireLiveFetch)
+	// The updates of a view while its results arrive (htmx long polls).
+	g.GET("/l/:launch/live", s.handleLive, s.requireHTMX)
 	// HTMX and state-changing routes need the anti-forgery header and a same-origin Sec-Fetch-Site.
 	g.GET("/l/:launch/labs", s.handleLabsFragment, s.requireHTMX)
 	g.POST("/l/:launch/logout", s.handleLogout, s.requireAntiForgery)

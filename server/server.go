@@ -44,11 +44,8 @@ type Deps struct {
 	// LabsCacheBytes bounds the estimated size of every launch's results held
 	// in memory; 0 means labscache.DefaultMaxBytes.
 	LabsCacheBytes int64
-	// LivePoll makes views follow their updates by long polls instead of
-	// an event stream (to measure one against the other).
-	LivePoll bool
-	Version  string
-	Now      func() time.Time
+	Version        string
+	Now            func() time.Time
 }
 
 // Server is the smartlabs HTTP application.
@@ -71,7 +68,6 @@ type Server struct {
 	// labsCache holds each launch's results in memory for filters and drill-downs;
 	// Forget(launchID) purges one when its launch ends.
 	labsCache *labscache.Cache
-	livePoll  bool
 	// themes caches the stylesheets made from EHR style documents.
 	themes themeCache
 	// fhirCaps caches each issuer's CapabilityStatement (what a search may be sliced on).
@@ -103,7 +99,6 @@ func New(d Deps) *Server {
 			s.loc = loc
 		}
 	}
-	s.livePoll = d.LivePoll
 	s.labsCache = labscache.New(labscache.Options{MaxBytes: d.LabsCacheBytes, TTL: d.Config.Session.IdleTimeout,
 		Now: s.now, OnPanic: s.fetchPanicked})
 	s.fhirCaps = &fhir.CapabilityCache{TTL: d.Config.FHIR.DiscoveryTTL, Now: s.now}

@@ -42,11 +42,9 @@ type Props struct {
 	Analyte   *Analyte
 	Flowsheet *Flowsheet
 	// Loading is set while later pages are still being fetched; the view
-	// then follows LiveURL, the stream of its updates.
+	// then polls LiveURL for its updates.
 	Loading *Loading
 	LiveURL string
-	// LivePoll follows LiveURL by long polls instead of an event stream.
-	LivePoll bool
 	// BannerPending reserves the banner's space while the patient is still loading.
 	BannerPending bool
 	// TimeZone names the zone every time is shown in, e.g. "America/Chicago".

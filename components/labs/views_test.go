@@ -185,7 +185,7 @@ func TestSparklinePointsAreTheData(t *testing.T) {
 }
 
 // TestLoadingFollowsLive: while pages arrive, the view holds the live
-// element that names the stream of its updates, with a hidden alert that
+// element that polls for its updates, with a hidden alert that
 // offers Retry of the view itself; a complete view has none.
 func TestLoadingFollowsLive(t *testing.T) {
 	p := summaryProps(shapes["quantity"])
@@ -197,8 +197,8 @@ func TestLoadingFollowsLive(t *testing.T) {
 		t.Errorf("progress = %q", got)
 	}
 	live := doc.Find("#labs-results #labs-live")
-	if got := live.AttrOr("data-stream", ""); got != p.LiveURL {
-		t.Errorf("live element streams %q, want %q", got, p.LiveURL)
+	if got := live.AttrOr("hx-get", ""); got != p.LiveURL || live.AttrOr("hx-target", "") != "this" || live.AttrOr("hx-swap", "") != "outerHTML" {
+		t.Errorf("live element polls %q into %q (%q), want %q into itself", got, live.AttrOr("hx-target", ""), live.AttrOr("hx-swap", ""), p.LiveURL)
 	}
 	broken := live.Find(`[data-testid="live-broken"]`)
 	if _, hidden := broken.Attr("hidden"); !hidden || broken.AttrOr("role", "") != "alert" || !strings.Contains(broken.Text(), "incomplete") {

@@ -32,10 +32,6 @@ type Response struct {
 	Body string
 	// BodyErr says why Body is empty for a text response, if Chrome refused it.
 	BodyErr string
-	// Received is how many bytes Chrome received for the response, as
-	// encoded on the wire (Network.loadingFinished), once it has finished;
-	// an event stream, whose body Chrome does not keep, is measured by it.
-	Received int
 
 	requestID network.RequestID
 }
@@ -181,9 +177,6 @@ func (st *tabState) handle(t *tap, msg *cdproto.Message) {
 	case *network.EventLoadingFinished:
 		st.mu.Lock()
 		r := st.byRequest[ev.RequestID]
-		if r != nil {
-			r.Received = int(ev.EncodedDataLength)
-		}
 		if r == nil || r.Body != "" || !isText(r.MIMEType) || r.Status < 200 || r.Status == 204 || (r.Status >= 300 && r.Status < 400) {
 			st.mu.Unlock()
 			return

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"smartlabs/server"
 	"smartlabs/server/bench/simclient"
 	"smartlabs/server/config"
 	"smartlabs/server/e2e"
@@ -81,28 +80,25 @@ func TestBenchE2E(t *testing.T) {
 	}
 }
 
-// benchAt measures, side by side at one latency: smartlabs following its
-// updates by an event stream and by long polls, the sequential limit, and
-// the fhirclient SPA; each run of each in turn, the median of runs.
+// benchAt measures, side by side at one latency: smartlabs, the sequential
+// limit, and the fhirclient SPA; each run of each in turn, the median of runs.
 func benchAt(t *testing.T, out *bytes.Buffer, b *e2e.Browser, latency time.Duration, runs int) {
 	switches := ehrsim.Switches{Latency: latency, MaxInFlightPerToken: inFlightCap, RetryAfter: time.Second}
 	mutate := func(c *config.Config) { c.FHIR.PageSize = pageSize }
 	env := servertest.New(t, servertest.Options{Switches: switches, Mutate: mutate})
-	pollEnv := servertest.New(t, servertest.Options{Switches: switches, Mutate: mutate, Deps: func(d *server.Deps) { d.LivePoll = true }})
 	p := env.Patient(patient)
 	want := p.ResultCount - p.EnteredInError
 	spa := startSPA(t, latency)
 
-	var app, poll, seq, spaTop []figures
+	var app, seq, spaTop []figures
 	for range runs {
 		app = append(app, runApp(t, env, b, p, want))
-		poll = append(poll, runApp(t, pollEnv, b, p, want))
 		seq = append(seq, runSequential(t, env, p, want))
 		spaTop = append(spaTop, runSPATop(t, spa, b, p, want))
 	}
 	framed, framedErr := runSPAFramed(t, spa, b, p, want)
 
-	a, lp, s, r := median(app), median(poll), median(seq), median(spaTop)
+	a, s, r := median(app), median(seq), median(spaTop)
 	fmt.Fprintf(out, "### End-to-end: %q, %d results, page size %d, %v latency per FHIR/token request (median of %d runs, %d CPUs)\n\n",
 		p.Name, want, pageSize, latency, runs, runtime.NumCPU())
 	fmt.Fprintf(out, "| | first result row | all results on screen | bytes to browser (gz) | JS (gz) | bytes before first row |\n|---|---:|---:|---:|---:|---:|\n")
@@ -113,8 +109,7 @@ func benchAt(t *testing.T, out *bytes.Buffer, b *e2e.Browser, latency time.Durat
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", name, ms(f.firstRow), ms(f.all), kb(f.bytes), kb(f.jsBytes), kb(f.beforeFirst))
 	}
-	row("smartlabs in the cross-site frame, updates by event stream (kept)", a, true)
-	row("smartlabs in the cross-site frame, updates by long poll (20 ms linger)", lp, true)
+	row("smartlabs in the cross-site frame", a, true)
 	row("sequential limit (Go client: launch, Patient, every page)", s, false)
 	row("fhirclient SPA, top-level", r, true)
 	if framedErr != "" {
@@ -135,17 +130,15 @@ func benchAt(t *testing.T, out *bytes.Buffer, b *e2e.Browser, latency time.Durat
 	if latency >= 150*time.Millisecond {
 		allLimit = 0.5
 	}
-	fmt.Fprintf(out, "| target (event stream) | measured | limit | |\n|---|---:|---:|---|\n")
+	fmt.Fprintf(out, "| target | measured | limit | |\n|---|---:|---:|---|\n")
 	check("all results ÷ sequential limit", ratio(a.all, s.all), allLimit, "×")
 	check("first row − sequential first page", float64(a.firstRow-s.firstRow)/float64(time.Millisecond), 100, " ms")
 	check("all results ÷ SPA", ratio(a.all, r.all), 0.5, "×")
 	check("bytes ÷ SPA bytes", float64(a.bytes)/float64(max(r.bytes, 1)), 0.25, "×")
-	check("JS bytes ÷ SPA JS bytes", float64(a.jsBytes)/float64(max(r.jsBytes, 1)), 0.25, "×")
-	check("FHIR requests beyond the EHR's cap (429s and over-cap, all runs)", float64(overCap(env)+overCap(pollEnv)), 0, "")
+	check("FHIR requests beyond the EHR's cap (429s and over-cap, all runs)", float64(overCap(env)), 0, "")
 	fmt.Fprintf(out, "\nSequential limit's first page (launch + Patient + page 1): %s. The EHR answers 429 beyond %d requests in flight per token; "+
 		"smartlabs runs with max_parallel 4. Bytes are response bodies as the browser received them "+
-		"(gzip -5 of each body sent gzip-encoded, raw size otherwise; an event stream, whose body Chrome does not keep, by the bytes "+
-		"Chrome received for it; headers excluded).\n\n", ms(s.firstRow), inFlightCap)
+		"(gzip -5 of each body sent gzip-encoded, raw size otherwise; headers excluded).\n\n", ms(s.firstRow), inFlightCap)
 }
 
 // overCap counts the FHIR requests the simulator refused with 429 or got
@@ -360,11 +353,6 @@ func payload(rs []e2e.Response, match func(string) bool) (all, js, beforeFirst i
 	for _, r := range rs {
 		// A URL loaded twice (the SPA's bundle on its launch and index pages)
 		// counts once, as a cache would serve it the second time.
-		if match(r.URL) && r.Body == "" && r.Received > 0 && strings.HasPrefix(r.MIMEType, "text/event-stream") {
-			// Chrome keeps no body of an event stream: what it received counts.
-			all += r.Received
-			continue
-		}
 		if !match(r.URL) || r.Body == "" || seen[r.URL] {
 			continue
 		}
