@@ -56,6 +56,9 @@ type figures struct {
 	bytes         int // compressed bytes of every response to the browser
 	jsBytes       int // compressed JavaScript
 	beforeFirst   int // compressed bytes needed before the first row
+	// ehrPage is how long the EHR's chart page took, from the click, to
+	// open the launch URL in its frame; not part of firstRow and all.
+	ehrPage time.Duration
 	note          string
 }
 
@@ -115,7 +118,7 @@ func benchAt(t *testing.T, out *bytes.Buffer, b *e2e.Browser, latency time.Durat
 	if framedErr != "" {
 		fmt.Fprintf(out, "| fhirclient SPA in the cross-site frame | fails: %s | — | — | — | — |\n", framedErr)
 	} else {
-		row("fhirclient SPA in the cross-site frame (did launch: this Chromium partitions third-party storage)", framed, true)
+		row("fhirclient SPA in the cross-site frame, from the click in the chart (did launch: this Chromium partitions third-party storage)", framed, true)
 	}
 	out.WriteString("\n")
 
@@ -136,7 +139,10 @@ func benchAt(t *testing.T, out *bytes.Buffer, b *e2e.Browser, latency time.Durat
 	check("all results ÷ SPA", ratio(a.all, r.all), 0.5, "×")
 	check("bytes ÷ SPA bytes", float64(a.bytes)/float64(max(r.bytes, 1)), 0.25, "×")
 	check("FHIR requests beyond the EHR's cap (429s and over-cap, all runs)", float64(overCap(env)), 0, "")
-	fmt.Fprintf(out, "\nSequential limit's first page (launch + Patient + page 1): %s. The EHR answers 429 beyond %d requests in flight per token; "+
+	fmt.Fprintf(out, "\nTimes run from the moment the launch URL is opened: smartlabs' from the start of its frame's navigation to /launch "+
+		"(the EHR's chart page took %s from the click to open it, not counted), the SPA's from its tab's navigation to its launch page, "+
+		"the sequential limit's from its first request.", ms(a.ehrPage))
+	fmt.Fprintf(out, " Sequential limit's first page (launch + Patient + page 1): %s. The EHR answers 429 beyond %d requests in flight per token; "+
 		"smartlabs runs with max_parallel 4. Bytes are response bodies as the browser received them "+
 		"(gzip -5 of each body sent gzip-encoded, raw size otherwise; headers excluded).\n\n", ms(s.firstRow), inFlightCap)
 }
@@ -167,6 +173,21 @@ func runApp(t *testing.T, env *servertest.Env, b *e2e.Browser, p ehrsim.PatientI
 	}
 	f := timeRows(t, tab, frame, t0, want)
 	f.bytes, f.jsBytes, f.beforeFirst = payload(tab.Responses(), func(u string) bool { return strings.HasPrefix(u, env.AppURL) })
+	// From the moment the EHR opens our launch URL in its frame, as the
+	// sequential limit and the top-level SPA are timed: the time origin of
+	// the frame's document is the start of the navigation that began at
+	// /launch (its redirects through the EHR's authorize included). What the
+	// EHR's chart page took before that is its own, and is reported apart.
+	var origin float64
+	if err := tab.Eval(frame, "performance.timeOrigin", &origin); err != nil {
+		t.Fatal(err)
+	}
+	f.ehrPage = time.UnixMicro(int64(origin*1000)).Sub(t0)
+	if f.ehrPage < 0 || f.ehrPage > f.firstRow {
+		t.Fatalf("the frame's navigation began %v after the click, its first row %v", f.ehrPage, f.firstRow)
+	}
+	f.firstRow -= f.ehrPage
+	f.all -= f.ehrPage
 	return f
 }
 
@@ -455,6 +476,7 @@ func median(fs []figures) figures {
 		bytes:       int(pick(func(f figures) int64 { return int64(f.bytes) })),
 		jsBytes:     int(pick(func(f figures) int64 { return int64(f.jsBytes) })),
 		beforeFirst: int(pick(func(f figures) int64 { return int64(f.beforeFirst) })),
+		ehrPage:     time.Duration(pick(func(f figures) int64 { return int64(f.ehrPage) })),
 	}
 }
 
