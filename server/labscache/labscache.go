@@ -543,10 +543,16 @@ func (e *Entry) Live(key string) (any, bool) {
 	return v, ok
 }
 
-// SetLive stores v under key, forgetting the oldest beyond maxLive.
+// SetLive stores v under key, forgetting the oldest beyond maxLive. A
+// complete entry keeps none: no update follows a complete list, and a
+// launch's view states would otherwise stay in memory with its results.
 func (e *Entry) SetLive(key string, v any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.done {
+		e.live, e.liveOrder = nil, nil
+		return
+	}
 	if e.live == nil {
 		e.live = map[string]any{}
 	}

@@ -456,3 +456,31 @@ func TestForgetOwner(t *testing.T) {
 		t.Error("another owner's entry was dropped")
 	}
 }
+
+// TestCompleteEntryKeepsNoLiveStates: view states are kept while pages
+// arrive, and dropped once the list is complete.
+func TestCompleteEntryKeepsNoLiveStates(t *testing.T) {
+	c := labscache.New(labscache.Options{})
+	step := make(chan struct{})
+	e := mustStart(t, c, context.Background(), "L1", false, func(_ context.Context, e *labscache.Entry) {
+		e.AddPage(results(2, 10, time.Now()), 2, 4, false)
+		<-step
+		e.AddPage(results(2, 10, time.Now()), 4, 4, false)
+		e.Finish(labscache.Final{})
+	})
+	if err := e.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.SetLive("view.1", "state 1")
+	if v, ok := e.Live("view.1"); !ok || v != "state 1" {
+		t.Fatalf("while loading: Live = %v, %v", v, ok)
+	}
+	close(step)
+	mustDone(t, e)
+	e.SetLive("view.2", "state 2")
+	for _, key := range []string{"view.1", "view.2"} {
+		if v, ok := e.Live(key); ok {
+			t.Errorf("complete entry still keeps %s: %v", key, v)
+		}
+	}
+}

@@ -59,7 +59,7 @@ type figures struct {
 	// ehrPage is how long the EHR's chart page took, from the click, to
 	// open the launch URL in its frame; not part of firstRow and all.
 	ehrPage time.Duration
-	note          string
+	note    string
 }
 
 func TestBenchE2E(t *testing.T) {
@@ -182,7 +182,7 @@ func runApp(t *testing.T, env *servertest.Env, b *e2e.Browser, p ehrsim.PatientI
 	if err := tab.Eval(frame, "performance.timeOrigin", &origin); err != nil {
 		t.Fatal(err)
 	}
-	f.ehrPage = time.UnixMicro(int64(origin*1000)).Sub(t0)
+	f.ehrPage = time.UnixMicro(int64(origin * 1000)).Sub(t0)
 	if f.ehrPage < 0 || f.ehrPage > f.firstRow {
 		t.Fatalf("the frame's navigation began %v after the click, its first row %v", f.ehrPage, f.firstRow)
 	}

@@ -2,6 +2,7 @@ package load_test
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"regexp"
@@ -19,7 +20,8 @@ import (
 // isolationLaunches is how many launches run at once in the isolation phase.
 const isolationLaunches = 500
 
-var afterRe = regexp.MustCompile(`[?&;]after=(\d+)`)
+// liveRe finds the long poll of a view still loading: #labs-live's hx-get.
+var liveRe = regexp.MustCompile(`id="labs-live"[^>]*hx-get="([^"]+)"`)
 
 var bannerNameRe = regexp.MustCompile(`data-testid="banner-name"[^>]*>([^<]*)<`)
 
@@ -111,51 +113,65 @@ func ownPatientOnly(env *servertest.Env, hc *http.Client, p ehrsim.PatientInfo, 
 	if err != nil {
 		return isolationCheck{err: err}
 	}
-	// Wait for the list as the page does: a long poll that the server holds
-	// until more results arrive.
+	// Read the page, then follow its updates as htmx does: the long poll
+	// that #labs-live names, answered once more results arrived, until an
+	// answer brings no further poll. No other patient may appear in the page
+	// or in any update.
 	deadline := time.Now().Add(120 * time.Second)
-	after := "0"
-	var page string
-	for {
-		req, _ := http.NewRequest(http.MethodGet, env.AppURL+b.path+"?after="+after, nil)
+	get := func(u string, hx bool) (string, error) {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		req.Header.Set("X-Forwarded-For", ip)
-		for k, v := range htmx("") {
-			req.Header[k] = v
+		if hx {
+			for k, v := range htmx("labs-live") {
+				req.Header[k] = v
+			}
+			req.Header.Set("HX-Trigger", "labs-live")
 		}
-		req.Header.Set("HX-Trigger", "labs-poller")
-		req.Header.Set("HX-Target", "labs-results")
 		b.addCookies(req)
 		resp, err := hc.Do(req)
 		if err != nil {
-			return isolationCheck{err: err}
+			return "", err
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return isolationCheck{err: fmt.Errorf("labs view: HTTP %d", resp.StatusCode)}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("HX-Retarget") != "" {
+			return "", fmt.Errorf("labs view: HTTP %d %s", resp.StatusCode, resp.Header.Get("HX-Retarget"))
 		}
-		page = string(body)
-		// The answer that completes the list carries the banner too: the view
-		// is checked as the page shows it, with no further request.
-		if afterRe.FindStringSubmatch(page) == nil {
+		return string(body), nil
+	}
+	page, err := get(env.AppURL+b.path, false)
+	if err != nil {
+		return isolationCheck{err: err}
+	}
+	seen := page
+	for next := page; ; {
+		m := liveRe.FindStringSubmatch(next)
+		if m == nil {
 			break
 		}
 		if time.Now().After(deadline) {
 			return isolationCheck{err: fmt.Errorf("labs view never completed")}
 		}
-		after = afterRe.FindStringSubmatch(page)[1]
+		if next, err = get(env.AppURL+html.UnescapeString(m[1]), true); err != nil {
+			return isolationCheck{err: err}
+		}
+		seen += next
 	}
+	// The banner comes with the page or, while the patient is still
+	// loading, with an update; every banner shown must name p.
 	var c isolationCheck
-	m := bannerNameRe.FindStringSubmatch(page)
-	if m == nil {
-		notice := regexp.MustCompile(`data-testid="notice"[^>]*>([^<]*)<`).FindStringSubmatch(page)
+	banners := bannerNameRe.FindAllStringSubmatch(seen, -1)
+	if banners == nil {
+		notice := regexp.MustCompile(`data-testid="notice"[^>]*>([^<]*)<`).FindStringSubmatch(seen)
 		return isolationCheck{err: fmt.Errorf("labs view of %s has no patient banner (notice %q): %.400s", p.Name, notice, page[min(len(page), strings.Index(page, "<main")+1):])}
 	}
-	if strings.TrimSpace(m[1]) != p.Name {
-		c.leak = true
+	for _, m := range banners {
+		if strings.TrimSpace(m[1]) != p.Name {
+			c.leak = true
+		}
 	}
 	for _, other := range all {
-		if other.ID != p.ID && (strings.Contains(page, other.Name) || strings.Contains(page, other.ID)) {
+		if other.ID != p.ID && (strings.Contains(seen, other.Name) || strings.Contains(seen, other.ID)) {
 			c.leak = true
 		}
 	}

@@ -16,11 +16,15 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"smartlabs/server/config"
 	"smartlabs/server/ehrsim"
@@ -53,13 +57,15 @@ func TestLoad(t *testing.T) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "### Server overhead and throughput (%d CPUs, GOMAXPROCS %d, loopback)\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	fmt.Fprintf(&out, "| store | measure | conns | requests | req/s | p50 | p99 | errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
-	var mem []string
+	var mem, costs []string
 	for _, store := range []string{"memory", "redis"} {
 		t.Run(store, func(t *testing.T) {
 			opts := servertest.Options{Switches: ehrsim.Switches{Latency: stubLatency},
 				Mutate: func(c *config.Config) { c.FHIR.PageSize = 100 }}
+			redisURL := ""
 			if store == "redis" {
-				opts.RedisURL = servertest.StartRedis(t).URL
+				redisURL = servertest.StartRedis(t).URL
+				opts.RedisURL = redisURL
 			}
 			env := servertest.New(t, opts)
 			hc := &http.Client{
@@ -96,6 +102,8 @@ func TestLoad(t *testing.T) {
 			per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(len(bl))
 			mem = append(mem, fmt.Sprintf("| %s | %s (%d results), results cached | %d | %.1f MB |", store, large.Name, large.ResultCount, len(bl), float64(per)/(1<<20)))
 
+			costs = append(costs, viewCost(t, env, hc, bl[0], store, large, redisURL)...)
+
 			for _, m := range []struct {
 				name  string
 				query string
@@ -116,6 +124,11 @@ func TestLoad(t *testing.T) {
 	}
 	fmt.Fprintf(&out, "\n| store | launches | active launches | heap per launch |\n|---|---|---:|---:|\n%s\n", strings.Join(mem, "\n"))
 	fmt.Fprintf(&out, "\nTargets: labs fragment p50/p99 ≤ L + 2 ms = %v; filter partials ≥ 2,000/s with p99 ≤ 50 ms at %d connections.\n", stubLatency+2*time.Millisecond, connections)
+	fmt.Fprintf(&out, "\n### Cost of a new filter view of a launch's cached results (one connection, each view a filter not asked before)\n\n"+
+		"| store | view | views | CPU per view (server and load generator) | Redis commands per view |\n|---|---|---:|---:|---:|\n%s\n", strings.Join(costs, "\n"))
+	fmt.Fprintf(&out, "\nTargets: CPU ≤ 15 ms per new filter view of 5,000 cached results; ≤ 2 Redis round trips per cached view. "+
+		"CPU is the process's user and system time (getrusage) over the views, the Go client that asks for them included; "+
+		"Redis commands are the server's total_commands_processed over them, less the first INFO that read it (each command is at most one round trip).\n")
 	out.WriteString(launchTables(t))
 	out.WriteString(isolationTable(t))
 	t.Log("\n" + out.String())
@@ -316,4 +329,81 @@ func run(conc int, do func(i int) error) result {
 		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	}
 	return r
+}
+
+// viewCost asks one launch's cached results (patient p, every page loaded)
+// for filter views it has not been asked before, one at a time: the summary
+// and the first page of All results, under every combination of period,
+// abnormal only, sort and search text. It returns a table row per view
+// kind: the CPU each view cost and, with the Redis store, the commands
+// Redis processed for it.
+func viewCost(t *testing.T, env *servertest.Env, hc *http.Client, b *browser, store string, p ehrsim.PatientInfo, redisURL string) []string {
+	t.Helper()
+	var rdb *redis.Client
+	if redisURL != "" {
+		opt, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb = redis.NewClient(opt)
+		defer rdb.Close()
+	}
+	commands := func() int64 {
+		if rdb == nil {
+			return 0
+		}
+		info, err := rdb.Info(context.Background(), "stats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatal("redis INFO has no total_commands_processed")
+		return 0
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var rows []string
+	for _, view := range []struct{ name, param string }{{"summary", ""}, {"All results, first page of 200", "&view=all"}} {
+		var queries []string
+		for _, r := range []string{"", "7d", "30d", "1y"} {
+			for _, abnormal := range []string{"", "1"} {
+				for _, sort := range []string{"", "name"} {
+					for _, q := range []string{"", "g", "glu", "sodium", "k", "hemo", "chol", "cr", "a1c", "zz"} {
+						queries = append(queries, "?range="+r+"&abnormal="+abnormal+"&sort="+sort+"&q="+url.QueryEscape(q)+view.param)
+					}
+				}
+			}
+		}
+		// One view first, so that the connection and the session are warm.
+		if err := get(hc, env.AppURL+b.path+"?warm=1"+view.param, b, htmx("labs-results")); err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		c0, cpu0 := commands(), cpu()
+		for _, q := range queries {
+			if err := get(hc, env.AppURL+b.path+q, b, htmx("labs-results")); err != nil {
+				t.Fatalf("%s%s: %v", b.path, q, err)
+			}
+		}
+		perCPU := (cpu() - cpu0) / time.Duration(len(queries))
+		perCmd := "—"
+		if rdb != nil {
+			perCmd = fmt.Sprintf("%.2f", float64(commands()-c0-1)/float64(len(queries)))
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s (%d results) | %d | %.2f ms | %s |", store, view.name, p.ResultCount, len(queries), ms(perCPU), perCmd))
+	}
+	return rows
 }
