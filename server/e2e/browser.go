@@ -31,6 +31,7 @@ import (
 	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/cdproto/target"
@@ -204,6 +205,28 @@ func (b *Browser) NewTab(tb testing.TB) *Tab {
 		tb.Fatalf("e2e: auto-attach: %v", err)
 	}
 	return t
+}
+
+// AddInitScript makes js run at the start of every document the tab loads
+// from now on, in the page and in every frame, out-of-process iframes
+// included (Page.addScriptToEvaluateOnNewDocument): e.g. an observer that
+// timestamps what the page shows, without polling it from outside.
+func (t *Tab) AddInitScript(js string) error {
+	t.st.mu.Lock()
+	t.st.initScripts = append(t.st.initScripts, js)
+	sessions := make([]target.SessionID, 0, len(t.st.sessions))
+	for sid := range t.st.sessions {
+		sessions = append(sessions, sid)
+	}
+	t.st.mu.Unlock()
+	return t.withTimeout(opTimeout, func(ctx context.Context) error {
+		for _, sid := range sessions {
+			if _, err := call(ctx, t.b.tap, sid, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // withTimeout runs fn with a context that ends after d.

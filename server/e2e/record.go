@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	jsonv2 "github.com/chromedp/cdproto/cdp/jsonv2"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
@@ -58,6 +59,9 @@ type tabState struct {
 	requestURLs []string
 	pending     int // getResponseBody commands that have not replied
 	idle        *sync.Cond
+	// initScripts run at the start of every document of the tab, in every
+	// frame (AddInitScript).
+	initScripts []string
 }
 
 func newTabState(page target.SessionID, pageTarget target.ID) *tabState {
@@ -73,7 +77,9 @@ func newTabState(page target.SessionID, pageTarget target.ID) *tabState {
 
 // childSetup is what the tap sends to a new child session, in this order:
 // domains first, then the auto-attach for nested iframes, and the resume last,
-// so that no request of the child happens before Network.enable.
+// so that no request of the child happens before Network.enable. The tab's
+// init scripts are added just before the resume (after Page.enable, without
+// which an out-of-process iframe does not run them).
 var childSetup = []struct {
 	method string
 	params any
@@ -114,9 +120,23 @@ func (st *tabState) handle(t *tap, msg *cdproto.Message) {
 		st.sessions[ev.SessionID] = &session{targetID: ev.TargetInfo.TargetID, kind: ev.TargetInfo.Type, contexts: map[cdp.FrameID]string{}}
 		st.mu.Unlock()
 		t.register(ev.SessionID, st, true)
+		scripts := append([]string(nil), st.initScripts...)
 		// Write from another goroutine: this one reads the connection.
 		go func(child target.SessionID) {
-			for _, c := range childSetup {
+			for i, c := range childSetup {
+				if i == len(childSetup)-1 {
+					// Before the child resumes, so its first document runs them too.
+					if len(scripts) > 0 {
+						if err := t.send(child, page.Enable.Method, page.EnableParams{}, nil); err != nil {
+							return
+						}
+					}
+					for _, js := range scripts {
+						if err := t.send(child, page.AddScriptToEvaluateOnNewDocument.Method, page.AddScriptToEvaluateOnNewDocumentParams{Source: js}, nil); err != nil {
+							return
+						}
+					}
+				}
 				if err := t.send(child, c.method, c.params, nil); err != nil {
 					return
 				}

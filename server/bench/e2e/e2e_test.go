@@ -163,7 +163,7 @@ func overCap(env *servertest.Env) int {
 // the chart's cross-site frame until its first row and its full count.
 func runApp(t *testing.T, env *servertest.Env, b *e2e.Browser, p ehrsim.PatientInfo, want int) figures {
 	t.Helper()
-	tab := b.NewTab(t)
+	tab := newBenchTab(t, b)
 	if err := tab.Navigate(env.SimURL + "/"); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func runSPATop(t *testing.T, e *spaEnv, b *e2e.Browser, p ehrsim.PatientInfo, wa
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab := b.NewTab(t)
+	tab := newBenchTab(t, b)
 	t0 := time.Now()
 	go func() { _ = tab.Navigate(e.appURL + "/launch.html?iss=" + e.sim.ISS() + "&launch=" + launch) }()
 	f := timeRows(t, tab, "", t0, want)
@@ -293,7 +293,7 @@ func runSPATop(t *testing.T, e *spaEnv, b *e2e.Browser, p ehrsim.PatientInfo, wa
 // cross-site frame, and returns its figures, or the error the SPA reports.
 func runSPAFramed(t *testing.T, e *spaEnv, b *e2e.Browser, p ehrsim.PatientInfo, want int) (figures, string) {
 	t.Helper()
-	tab := b.NewTab(t)
+	tab := newBenchTab(t, b)
 	t0 := time.Now()
 	go func() { _ = tab.Navigate(e.simURL + "/hyperspace?patient=" + p.ID + "&client=" + spaID) }()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -317,31 +317,72 @@ const firstRowSel = `[data-testid="result-row"], [data-testid="summary-line"]`
 
 var digits = regexp.MustCompile(`[0-9][0-9,]*`)
 
-// timeRows polls the frame until the first result row appears and until the
-// result count reads want, and returns both times from t0.
+// marksJS runs at the start of every document of a benchmark tab. It
+// timestamps, on the browser's clock (ms since the epoch), when a result
+// row first shows and every text the result count shows: each at the
+// animation frame that follows the change, when the browser paints it.
+// The times come from the page itself, so the benchmark need not poll the
+// page's main thread often, which would slow the page it measures.
+const marksJS = `(() => {
+  const m = window.__benchMarks = {first: 0, counts: []};
+  let pending = false, last = null;
+  const check = () => {
+    pending = false;
+    const t = performance.timeOrigin + performance.now();
+    if (!m.first && document.querySelector(` + "`" + firstRowSel + "`" + `)) m.first = t;
+    const c = document.querySelector('[data-testid="result-count"]');
+    const text = c ? c.textContent : "";
+    if (text !== last) { last = text; m.counts.push([text, t]); }
+  };
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(check); }
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+})()`
+
+// newBenchTab opens a tab whose documents all run marksJS.
+func newBenchTab(t *testing.T, b *e2e.Browser) *e2e.Tab {
+	t.Helper()
+	tab := b.NewTab(t)
+	if err := tab.AddInitScript(marksJS); err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// timeRows waits until the frame shows a result row and its result count
+// reads want, then returns when each happened, from t0, as the page's own
+// marks (marksJS) say.
 func timeRows(t *testing.T, tab *e2e.Tab, frameSel string, t0 time.Time, want int) figures {
 	t.Helper()
 	var f figures
 	deadline := t0.Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if f.firstRow == 0 {
-			if n, err := tab.Count(frameSel, firstRowSel); err == nil && n > 0 {
-				f.firstRow = time.Since(t0)
-			}
-		}
-		if f.firstRow != 0 {
-			if txt, err := tab.Text(frameSel, `[data-testid="result-count"]`); err == nil {
-				for _, m := range digits.FindAllString(txt, -1) {
-					if n, _ := strconv.Atoi(strings.ReplaceAll(m, ",", "")); n == want {
-						f.all = time.Since(t0)
+		var done bool
+		if err := tab.Eval(frameSel, `(() => { const m = window.__benchMarks; return !!m && m.first > 0 && m.counts.length > 0; })()`, &done); err == nil && done {
+			if txt, err := tab.Text(frameSel, `[data-testid="result-count"]`); err == nil && countIs(txt, want) {
+				var m struct {
+					First  float64  `json:"first"`
+					Counts [][2]any `json:"counts"`
+				}
+				if err := tab.Eval(frameSel, `window.__benchMarks`, &m); err != nil {
+					t.Fatal(err)
+				}
+				f.firstRow = epochMs(m.First).Sub(t0)
+				for _, c := range m.Counts {
+					text, _ := c[0].(string)
+					at, _ := c[1].(float64)
+					if countIs(text, want) {
+						f.all = epochMs(at).Sub(t0)
+						break
 					}
 				}
-			}
-			if f.all != 0 {
+				if f.all == 0 {
+					t.Fatalf("the page shows %d results but its marks never saw it: %v", want, m.Counts)
+				}
 				return f
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	html, _ := tab.HTML(frameSel)
 	dump := filepath.Join(t.TempDir(), "last.html")
@@ -359,9 +400,22 @@ func timeRows(t *testing.T, tab *e2e.Tab, frameSel string, t0 time.Time, want in
 			paths = append(paths, fmt.Sprintf("%d %s%s", r.Status, u.Host, u.Path))
 		}
 	}
-	t.Fatalf("results never complete (first row %v) at %s; the page is in %s; responses:\n%s", f.firstRow, where, dump, strings.Join(paths, "\n"))
+	t.Fatalf("results never complete at %s; the page is in %s; responses:\n%s", where, dump, strings.Join(paths, "\n"))
 	return f
 }
+
+// countIs reports whether a result count's text names want results.
+func countIs(text string, want int) bool {
+	for _, m := range digits.FindAllString(text, -1) {
+		if n, _ := strconv.Atoi(strings.ReplaceAll(m, ",", "")); n == want {
+			return true
+		}
+	}
+	return false
+}
+
+// epochMs is a time the browser gave in ms since the epoch.
+func epochMs(ms float64) time.Time { return time.UnixMicro(int64(ms * 1000)) }
 
 // payload sums the compressed size of the bodies of responses whose URL
 // matches: all of them, the JavaScript, and those needed before the first
