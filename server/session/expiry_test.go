@@ -287,3 +287,27 @@ func TestRecordsExpireOnTheClock(t *testing.T) {
 		t.Fatalf("the session ended too (browser %q, want %q): the test proves nothing about the record", got, browser)
 	}
 }
+
+// TestSaveTwiceInARequest: a request that saves its session twice, the
+// second time back to the values it loaded, leaves those values in the
+// store: the second save is compared with the first, not with the load.
+func TestSaveTwiceInARequest(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, time.December, 2, 9, 0, 0, 0, time.UTC)}
+	s := NewEncryptedStore(memstore.NewWithCleanupInterval(0), clk.now, 15*time.Minute, time.Hour)
+	tok := RandomID() + RandomID()
+	if err := s.CommitCtx(context.Background(), tok, []byte("loaded"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := withLoaded(context.Background())
+	if _, ok, err := s.FindCtx(ctx, tok); !ok || err != nil {
+		t.Fatalf("find: %v, %v", ok, err)
+	}
+	for _, b := range []string{"changed", "loaded"} {
+		if err := s.CommitCtx(ctx, tok, []byte(b), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, ok, err := s.FindCtx(context.Background(), tok); string(b) != "loaded" || !ok || err != nil {
+		t.Errorf("after saving changed, then loaded: %q, %v, %v; want %q", b, ok, err, "loaded")
+	}
+}

@@ -66,7 +66,8 @@ func NewManager(o Options) *Manager {
 	sm.Store = NewEncryptedStore(o.ScsStore, now, o.IdleTimeout, o.Lifetime)
 	// scs reads these on real time; the store above decides when a session
 	// ends. IdleTimeout still matters to scs: it makes scs save the session on
-	// every request, which moves the store's idle deadline.
+	// every request, which moves the store's idle deadline (the store skips
+	// the saves that would move it less than touchEvery).
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
 	// HashTokenInStore's intent (the store only ever sees a hash of the cookie

@@ -1,9 +1,11 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"sync"
 	"time"
 
@@ -23,6 +25,8 @@ import (
 // reasoned about with an injected clock. Each blob carries the session's
 // absolute deadline (set when its token is first saved) and its idle
 // deadline (set at every save); a session past either is not found.
+//
+// A request that changes nothing need not save: see touchEvery.
 type EncryptedStore struct {
 	inner scs.Store
 	now   func() time.Time
@@ -40,6 +44,18 @@ var (
 // a session before our clock does, whether that clock runs with real time,
 // ahead of it, or stands still in a test.
 const storeGrace = time.Minute
+
+// touchEvery is how stale a session's idle deadline may grow before a request
+// that changes nothing saves it again. scs saves every session it loads, only
+// to move that deadline, and with Redis that save is a round trip on every
+// request; an unchanged session whose deadline was moved less than
+// touchEvery ago is not saved. So a session ends between idle−touchEvery and
+// idle after its last request, never later: a twentieth of the idle timeout,
+// at most a minute (45 s of the default 15 min), small beside the timeout and
+// still one save a minute at most for a browser that polls.
+func touchEvery(idle time.Duration) time.Duration {
+	return min(idle/20, time.Minute)
+}
 
 // NewEncryptedStore wraps inner; inner sees only hashed keys and ciphertext.
 // Sessions end idle after their last save and life after their first one,
@@ -122,17 +138,41 @@ func (d deadlines) first() time.Time {
 // loadedKey marks the request's record of the session it loaded.
 type loadedKey struct{}
 
-// loaded is the session token a request loaded and its absolute deadline, so
-// saving it at the end of the request keeps that deadline without reading
-// the store again. Manager.Middleware puts one in every request's context.
+// loaded is the session a request loaded (or last saved): its token,
+// deadlines and scs blob, so saving it at the end of the request keeps its
+// absolute deadline without reading the store again, or is skipped when
+// nothing changed. Manager.Middleware puts one in every request's context.
 type loaded struct {
-	mu       sync.Mutex
-	token    string
-	absolute time.Time
+	mu        sync.Mutex
+	token     string
+	deadlines deadlines
+	data      []byte
 }
 
 func withLoaded(ctx context.Context) context.Context {
 	return context.WithValue(ctx, loadedKey{}, &loaded{})
+}
+
+// remember records that the store holds b with deadlines d under token, as
+// the request last read or wrote it; a request outside Manager.Middleware
+// records nothing.
+func remember(ctx context.Context, token string, d deadlines, b []byte) {
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		l.mu.Lock()
+		l.token, l.deadlines, l.data = token, d, b
+		l.mu.Unlock()
+	}
+}
+
+// forget records that the store no longer holds token.
+func forget(ctx context.Context, token string) {
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		l.mu.Lock()
+		if l.token == token {
+			l.token, l.deadlines, l.data = "", deadlines{}, nil
+		}
+		l.mu.Unlock()
+	}
 }
 
 // FindCtx implements scs.CtxStore. A blob that does not decrypt under this
@@ -149,11 +189,7 @@ func (s *EncryptedStore) FindCtx(ctx context.Context, token string) ([]byte, boo
 		_ = s.DeleteCtx(ctx, token)
 		return nil, false, nil
 	}
-	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
-		l.mu.Lock()
-		l.token, l.absolute = token, d.absolute
-		l.mu.Unlock()
-	}
+	remember(ctx, token, d, b)
 	return b, true, nil
 }
 
@@ -196,8 +232,8 @@ func (s *EncryptedStore) absolute(ctx context.Context, token string, now time.Ti
 	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if l.token == token && !l.absolute.IsZero() {
-			return l.absolute, nil
+		if l.token == token && !l.deadlines.absolute.IsZero() {
+			return l.deadlines.absolute, nil
 		}
 		return now.Add(s.life), nil
 	}
@@ -212,15 +248,62 @@ func (s *EncryptedStore) absolute(ctx context.Context, token string, now time.Ti
 	return now.Add(s.life), nil
 }
 
+// fresh reports whether saving b under token at now may be skipped: this
+// request loaded that session, b holds the same session, and its stored idle
+// deadline is at most touchEvery behind the one a save would set. A new
+// session, a renewed token or changed data is always saved.
+func (s *EncryptedStore) fresh(ctx context.Context, token string, b []byte, now time.Time) bool {
+	if s.idle <= 0 {
+		return false
+	}
+	l, ok := ctx.Value(loadedKey{}).(*loaded)
+	if !ok {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token != token || l.deadlines.idle.IsZero() ||
+		l.deadlines.idle.Before(now.Add(s.idle-touchEvery(s.idle))) {
+		return false
+	}
+	return sameSession(l.data, b)
+}
+
+// sameSession reports whether the scs blobs a and b hold the same deadline
+// and values. scs's gob encoding writes a map in Go's random iteration
+// order, so an unchanged session of two values or more is often saved as
+// other bytes: unequal bytes are decoded and compared. A blob that does not
+// decode is never the same, so it is saved.
+func sameSession(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var codec scs.GobCodec
+	da, va, err := codec.Decode(a)
+	if err != nil {
+		return false
+	}
+	db, vb, err := codec.Decode(b)
+	if err != nil {
+		return false
+	}
+	return da.Equal(db) && reflect.DeepEqual(va, vb)
+}
+
 // CommitCtx implements scs.CtxStore. scs's expiry, read on real time, is
-// used only when the store keeps no deadline of its own.
+// used only when the store keeps no deadline of its own. An unchanged
+// session whose idle deadline was moved less than touchEvery ago is not
+// saved again (fresh).
 func (s *EncryptedStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	now := s.now()
+	if s.fresh(ctx, token, b, now) {
+		return nil
+	}
 	id := tokenID(token)
 	key, err := tokenKey(token)
 	if err != nil {
 		return err
 	}
-	now := s.now()
 	var d deadlines
 	if d.absolute, err = s.absolute(ctx, token, now); err != nil {
 		return err
@@ -246,6 +329,9 @@ func (s *EncryptedStore) CommitCtx(ctx context.Context, token string, b []byte, 
 	if err != nil {
 		return errors.Join(ErrStore, err)
 	}
+	// A second save in this request is compared with this one, not with the
+	// session as loaded: going back to the loaded values must be saved too.
+	remember(ctx, token, d, b)
 	return nil
 }
 
@@ -261,6 +347,7 @@ func (s *EncryptedStore) DeleteCtx(ctx context.Context, token string) error {
 	if err != nil {
 		return errors.Join(ErrStore, err)
 	}
+	forget(ctx, token)
 	return nil
 }
 
