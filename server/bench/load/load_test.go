@@ -237,7 +237,8 @@ func (b *browser) addCookies(req *http.Request) {
 	}
 }
 
-// waitLoaded polls the view until every page has arrived (no poller left).
+// waitLoaded reads the view until every page has arrived: the page no
+// longer follows its updates (no #labs-live long poll).
 func waitLoaded(t *testing.T, hc *http.Client, env *servertest.Env, b *browser) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -249,7 +250,7 @@ func waitLoaded(t *testing.T, hc *http.Client, env *servertest.Env, b *browser) 
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && !strings.Contains(string(body), `data-testid="poller"`) {
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(body), `data-testid="live"`) {
 			return
 		}
 	}
