@@ -251,17 +251,18 @@ func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string
 		all = s.data.observations(sr.patient, sr.created)
 	}
 	sel := s.selectFor(sr, all)
-	all = sel.obs
+	total := sel.len()
 	iss := s.ISS()
-	startAt := min((page-1)*sr.pageSize, len(all))
-	end := min(startAt+sr.pageSize, len(all))
+	startAt := min((page-1)*sr.pageSize, total)
+	end := min(startAt+sr.pageSize, total)
 	entries := make([]bundleEntry, 0, end-startAt+1)
-	for i, o := range all[startAt:end] {
+	for i := startAt; i < end; i++ {
+		o, ts := sel.at(i)
 		if page == 1 && i == 1 && sw.WrongSubject {
 			o.Subject = s.otherPatient(sr.patient)
 		}
 		if o.Meta == nil {
-			o.Meta = &meta{LastUpdated: sel.times[startAt+i].updatedText}
+			o.Meta = &meta{LastUpdated: ts.updatedText}
 		}
 		entries = append(entries, bundleEntry{
 			FullURL: iss + "/Observation/" + o.ID, Resource: o, Search: map[string]any{"mode": "match"},
@@ -269,7 +270,7 @@ func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string
 	}
 	if page == 1 {
 		switch {
-		case len(all) == 0:
+		case total == 0:
 			entries = append(entries, bundleEntry{
 				Resource: outcome("warning", "processing", "4101", "No results found"),
 				Search:   map[string]any{"mode": "outcome"},
@@ -283,7 +284,7 @@ func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string
 	}
 	s.resultsLatency(r, end-startAt)
 	links := []map[string]string{{"relation": "self", "url": selfURL}}
-	if end < len(all) {
+	if end < total {
 		// The next link is an opaque cursor so the client cannot compute pages itself.
 		next := randomString(24)
 		s.mu.Lock()
@@ -294,7 +295,7 @@ func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string
 	writeJSON(w, http.StatusOK, fhirContentType, map[string]any{
 		"resourceType": "Bundle",
 		"type":         "searchset",
-		"total":        len(all),
+		"total":        total,
 		"link":         links,
 		"entry":        entries,
 	})

@@ -307,26 +307,48 @@ type cachedTimes struct {
 	times []obsTimes
 }
 
-// selection is the part of a patient's observations a search returns, with their times.
+// selection is the part of a patient's observations a search returns, with
+// their times. It names the selected observations by their place in the
+// patient's shared slice, so that the searches of a sliced search, each kept
+// for searchLifetime, do not hold a copy of the record between them.
 type selection struct {
 	obs   []observation
 	times []obsTimes
+	// all is set when the search selects every observation; idx are
+	// otherwise the places in obs of the selected ones, in order.
+	all bool
+	idx []int32
+}
+
+// len is how many observations the search returns.
+func (sel *selection) len() int {
+	if sel.all {
+		return len(sel.obs)
+	}
+	return len(sel.idx)
+}
+
+// at returns the search's i-th observation (a copy) and its times.
+func (sel *selection) at(i int) (observation, obsTimes) {
+	if !sel.all {
+		i = int(sel.idx[i])
+	}
+	return sel.obs[i], sel.times[i]
 }
 
 // selectFor applies the search's criteria to obs, once per search.
-func (s *Sim) selectFor(sr *search, obs []observation) selection {
+func (s *Sim) selectFor(sr *search, obs []observation) *selection {
 	sr.once.Do(func() {
 		ts := s.timesFor(sr.patient, obs)
-		if sr.criteria.empty() {
-			sr.sel = selection{obs: obs, times: ts}
+		sr.sel = selection{obs: obs, times: ts, all: sr.criteria.empty()}
+		if sr.sel.all {
 			return
 		}
 		for i := range obs {
 			if sr.criteria.matches(ts[i]) {
-				sr.sel.obs = append(sr.sel.obs, obs[i])
-				sr.sel.times = append(sr.sel.times, ts[i])
+				sr.sel.idx = append(sr.sel.idx, int32(i))
 			}
 		}
 	})
-	return sr.sel
+	return &sr.sel
 }

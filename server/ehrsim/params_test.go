@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,45 @@ func patientNamed(t *testing.T, family string) patientSpec {
 	}
 	t.Fatalf("no patient %s", family)
 	return patientSpec{}
+}
+
+// TestDatedSearchesHoldNoCopy: a dated search names the results it selects
+// instead of copying them. Each search is kept for searchLifetime, and a
+// sliced search of one launch makes one per window: a copy each would hold
+// the patient's whole record again per launch, which the app's load runs,
+// measured in the same process, would count as the app's memory.
+func TestDatedSearchesHoldNoCopy(t *testing.T) {
+	f := mustFixture(t, Switches{})
+	p := patientNamed(t, "Large")
+	tok := f.mustToken(t, p.id)
+	// Every dated result: the copy this guards against is the largest.
+	path := "/fhir/R4/Observation?" + url.Values{"patient": {p.id}, "category": {"laboratory"}, "_count": {"10"}, "date": {"ge1900-01-01"}}.Encode()
+	search := func() {
+		resp, body := f.get(t, path, tok)
+		if b := mustBundle(t, resp, body); b.Total < p.results/2 {
+			t.Fatalf("the dated search found %d results of %d", b.Total, p.results)
+		}
+	}
+	search() // the record and its times, computed once for every search
+	const searches = 20
+	before := liveHeap()
+	for range searches {
+		search()
+	}
+	per := (liveHeap() - before) / searches
+	// A copy is over 2 MB a search; the places of 5,000 results, 20 KB.
+	if per > 256<<10 {
+		t.Errorf("each dated search of %d results keeps %d KB, want at most 256 KB", p.results, per>>10)
+	}
+}
+
+// liveHeap is the heap in use after garbage collection.
+func liveHeap() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // TestSearchWindowsPartitionResults: windows that share boundaries (ge/lt)
