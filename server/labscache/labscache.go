@@ -6,6 +6,7 @@
 package labscache
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -481,12 +482,16 @@ func (e *Entry) Memo(key string) ([]byte, bool) {
 	return b, ok
 }
 
-// SetMemo stores a rendered view of a complete entry under key, evicting the
-// oldest views beyond the bounds; views of an incomplete entry are not kept.
+// SetMemo stores a copy of b, a rendered view of a complete entry, under
+// key, evicting the oldest views beyond the bounds; views of an incomplete
+// entry are not kept. The copy is exactly b's length: b is typically a
+// render buffer's bytes, whose spare capacity (up to as much again) the
+// cache would otherwise hold without counting it.
 func (e *Entry) SetMemo(key string, b []byte) {
 	if len(b) > maxMemoBytes {
 		return
 	}
+	b = bytes.Clone(b)
 	e.mu.Lock()
 	if !e.done || e.detached {
 		e.mu.Unlock()

@@ -83,6 +83,37 @@ func TestMemo(t *testing.T) {
 	}
 }
 
+// TestMemoHoldsWhatItCounts: a view is kept as a copy of its length, not as
+// the render buffer it came in: a buffer grown by doubling has up to as
+// much again spare, which the cache would hold without counting. The copy
+// is the cache's own: the caller may reuse its buffer.
+func TestMemoHoldsWhatItCounts(t *testing.T) {
+	c := New(Options{})
+	e := mustStart(t, c, context.Background(), "L1", false, func(ctx context.Context, e *Entry) { e.Finish(Final{}) })
+	if err := e.WaitDone(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300 << 10
+	buf := make([]byte, n, 2*n)
+	for i := range buf {
+		buf[i] = 'v'
+	}
+	_, before := c.Stats()
+	e.SetMemo("view", buf)
+	buf[0] = 'x'
+	b, ok := e.Memo("view")
+	if !ok {
+		t.Fatal("the view was not kept")
+	}
+	// Allocations are rounded up to a size class or a page, far less than an eighth.
+	if len(b) != n || cap(b) > n+n/8 || b[0] != 'v' {
+		t.Errorf("kept view: len %d cap %d first %q, want len %d, cap at most %d, first 'v' (a copy)", len(b), cap(b), b[0], n, n+n/8)
+	}
+	if _, after := c.Stats(); after-before != n {
+		t.Errorf("cache bytes grew by %d, want %d", after-before, n)
+	}
+}
+
 // TestEntryBoundNeverEvictsAFetch: when the launches fetching at once fill
 // the entry bound, a further launch is refused with ErrBusy rather than a
 // fetch being evicted; the running fetch completes, uncancelled, and once
