@@ -8,6 +8,7 @@ import (
 	"github.com/a-h/templ"
 
 	"smartlabs/components/labs"
+	"smartlabs/server/labscache"
 )
 
 // Updates of a view while its results arrive send only what changed: the
@@ -39,6 +40,7 @@ const (
 )
 
 // liveState is what a browser shows of a view, part by part, as hashes.
+// The launch's cache entry keeps it, by itself (see liveView.keep).
 type liveState struct {
 	parts  map[string]uint64
 	kind   string
@@ -71,6 +73,14 @@ type liveTable struct {
 	bodyID  string            // the element the lines are in
 	caption []byte
 	lines   [][]byte
+}
+
+// keep stores v's state in e under key, for the next update to start from.
+// It stores a copy: a pointer to v.state would keep the whole of v (every
+// part and line as rendered, and the view's props) with the results.
+func (v *liveView) keep(e *labscache.Entry, key string) {
+	st := v.state
+	e.SetLive(key, &st)
 }
 
 // renderPart renders c into a new slice.

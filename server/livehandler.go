@@ -72,7 +72,7 @@ func (s *Server) followLive(ctx context.Context, e *labscache.Entry, id string, 
 	if err != nil {
 		return err
 	}
-	e.SetLive(liveKey(v.url(id), e.Token(), snap.Seq), &lv.state)
+	lv.keep(e, liveKey(v.url(id), e.Token(), snap.Seq))
 	return nil
 }
 
@@ -142,7 +142,7 @@ func (s *Server) livePollAnswer(c echo.Context, l *session.Launch, v labsRequest
 	if err != nil {
 		return err
 	}
-	e.SetLive(liveKey(v.url(l.ID), e.Token(), snap.Seq), &lv.state)
+	lv.keep(e, liveKey(v.url(l.ID), e.Token(), snap.Seq))
 	// The answer replaces the polling element: with the next one while the
 	// list is loading, with nothing once it is complete.
 	h := c.Response().Header()
