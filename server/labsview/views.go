@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"smartlabs/components/labs"
 	"smartlabs/server/fhir"
@@ -144,9 +145,13 @@ func result(o *fhir.Observation, loc *time.Location) Result {
 		r.issued = o.Issued.In(loc)
 	}
 	r.Panel = len(r.Members) > 0 && o.Value.Kind == fhir.ValueNone && len(o.Components) == 0
-	r.Size = rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + 48*len(r.codings) + 200
+	r.Size = resultSize + rowSize(&r.Row) + 16*(len(r.Members)+len(r.DerivedFrom)) + 120*len(r.ranges) + len(r.OrderName) + 48*len(r.codings)
 	return r
 }
+
+// resultSize is the bytes of a Result itself, before what its fields point
+// to: the larger part of a result, and it grows with every field added.
+const resultSize = int(unsafe.Sizeof(Result{}))
 
 // computeFlag computes r's flag when the lab sent none (see flags.go). A
 // flag or range that depends on the patient's sex or age is left to ForSubject.
