@@ -76,11 +76,6 @@ type ageBound struct {
 	unit string // UCUM: a, mo, wk, d, h, min
 }
 
-// bySubject reports whether the range depends on the patient's sex or age.
-func (rr *refRange) bySubject() bool {
-	return len(rr.sexes) > 0 || rr.unknown || rr.ageLow != nil || rr.ageHigh != nil
-}
-
 // fits reports whether the range is meant for subj at time at.
 func (rr *refRange) fits(subj Subject, at time.Time) bool {
 	if rr.unknown {
