@@ -128,7 +128,8 @@ func TestInterruptedUpdatesOfferRetry(t *testing.T) {
 	}
 
 	cutter.cut()
-	if err := tab.WaitText(frame, `[data-testid="live-broken"]`, "This list is incomplete.", uiWait); err != nil {
+	// The alert's text is in the page from the start, hidden: wait for it shown.
+	if err := tab.WaitText(frame, `[data-testid="live-broken"]:not([hidden])`, "This list is incomplete.", uiWait); err != nil {
 		t.Fatalf("the view does not say the list is incomplete: %v", err)
 	}
 	var visible bool
