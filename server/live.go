@@ -57,6 +57,9 @@ type tableState struct {
 type lineState struct {
 	id   string
 	hash uint64
+	// rest is the hash of the line without its count (a summary line), so
+	// that an update can tell a line whose count alone changed; 0 otherwise.
+	rest uint64
 }
 
 // liveView is one rendering of a view, in parts, and its state.
@@ -73,6 +76,7 @@ type liveTable struct {
 	bodyID  string            // the element the lines are in
 	caption []byte
 	lines   [][]byte
+	counts  [][]byte // each summary line's count, as rendered; nil for All results
 }
 
 // keep stores v's state in e under key, for the next update to start from.
@@ -95,6 +99,20 @@ func renderPart(ctx context.Context, c templ.Component) ([]byte, error) {
 func hashOf(b []byte) uint64 {
 	h := fnv.New64a()
 	h.Write(b)
+	return h.Sum64()
+}
+
+// hashWithout is the hash of b with the first occurrence of part left
+// out, 0 when b does not hold part.
+func hashWithout(b, part []byte) uint64 {
+	i := bytes.Index(b, part)
+	if i < 0 || len(part) == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(b[:i])
+	h.Write([]byte{0})
+	h.Write(b[i+len(part):])
 	return h.Sum64()
 }
 
@@ -135,8 +153,12 @@ func renderLive(ctx context.Context, p labs.Props) (*liveView, error) {
 				if err != nil {
 					return nil, err
 				}
-				t.lines = append(t.lines, b)
-				ts.lines = append(ts.lines, lineState{id: labs.LineID(a.Key), hash: hashOf(b)})
+				n, err := renderPart(ctx, labs.AnalyteCount(a))
+				if err != nil {
+					return nil, err
+				}
+				t.lines, t.counts = append(t.lines, b), append(t.counts, n)
+				ts.lines = append(ts.lines, lineState{id: labs.LineID(a.Key), hash: hashOf(b), rest: hashWithout(b, n)})
 			}
 			v.tables, v.state.tables = append(v.tables, t), append(v.state.tables, ts)
 		}
@@ -262,9 +284,9 @@ func (v *liveView) lineUpdates(old *liveState) []byte {
 			ins.Write(oob(lt.caption, "true"))
 			ins.WriteString("</template>")
 		}
-		oldLines := map[string]uint64{}
+		oldLines := map[string]lineState{}
 		for _, l := range ot.lines {
-			oldLines[l.id] = l.hash
+			oldLines[l.id] = l
 		}
 		kept := common(idsOf(ot.lines, func(l lineState) string { return l.id }), idsOf(nt.lines, func(l lineState) string { return l.id }))
 		for _, l := range ot.lines {
@@ -282,7 +304,11 @@ func (v *liveView) lineUpdates(old *liveState) []byte {
 				ins.WriteString(`<template><tbody hx-swap-oob="` + where + `">`)
 				ins.Write(lt.lines[j])
 				ins.WriteString("</tbody></template>")
-			case oldLines[l.id] != l.hash:
+			case oldLines[l.id].hash == l.hash:
+			case lt.counts != nil && l.rest != 0 && oldLines[l.id].rest == l.rest:
+				// Only the count changed: swap the count alone.
+				ins.Write(oob(lt.counts[j], "true"))
+			default:
 				ins.WriteString("<template>")
 				ins.Write(oob(lt.lines[j], "true"))
 				ins.WriteString("</template>")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"weak"
 
@@ -47,5 +48,48 @@ func TestLiveStateKeepsNoRendering(t *testing.T) {
 	}
 	if s := st.(*liveState); s.kind != bodyList || len(s.tables) != 1 || len(s.tables[0].lines) != len(p.Rows) {
 		t.Errorf("kept state: kind %q, %d tables, want the list's %d lines", s.kind, len(s.tables), len(p.Rows))
+	}
+}
+
+// TestCountOnlyChangeSwapsTheCount: between two states of a summary, one
+// line's count changed and nothing else of it, and another line changed
+// its latest value. The update swaps the first line's count alone and the
+// second line whole; an unchanged line is not sent at all.
+func TestCountOnlyChangeSwapsTheCount(t *testing.T) {
+	summary := func(kCount int, naValue string) labs.Props {
+		k := labs.AnalyteLine{Key: "2823-3", URL: "/l/L1/a/2823-3", Name: "Potassium", Count: kCount,
+			Latest: labs.Row{ID: "k1", Name: "Potassium", Value: "4.1", Unit: "mmol/L"}}
+		na := labs.AnalyteLine{Key: "2951-2", URL: "/l/L1/a/2951-2", Name: "Sodium", Count: 3,
+			Latest: labs.Row{ID: "na1", Name: "Sodium", Value: naValue, Unit: "mmol/L"}}
+		cl := labs.AnalyteLine{Key: "2075-0", URL: "/l/L1/a/2075-0", Name: "Chloride", Count: 2,
+			Latest: labs.Row{ID: "cl1", Name: "Chloride", Value: "101", Unit: "mmol/L"}}
+		return labs.Props{Mode: labs.ModeSummary, BasePath: "/l/L1",
+			Summary: &labs.Summary{Groups: []labs.Group{{Lines: []labs.AnalyteLine{k, na, cl}}}}}
+	}
+	ctx := context.Background()
+	before, err := renderLive(ctx, summary(12, "140"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := renderLive(ctx, summary(30, "138"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := after.update(ctx, &before.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := string(b)
+	if !strings.Contains(u, `<span hx-swap-oob="true" id="line-2823-3-n"`) || !strings.Contains(u, "30 results") {
+		t.Errorf("the potassium count is not swapped alone: %s", u)
+	}
+	if strings.Contains(u, `id="line-2823-3" `) {
+		t.Error("the potassium line is sent whole although only its count changed")
+	}
+	if !strings.Contains(u, `<tr hx-swap-oob="true" id="line-2951-2"`) {
+		t.Errorf("the sodium line, whose latest value changed, is not sent whole: %s", u)
+	}
+	if strings.Contains(u, "line-2075-0") {
+		t.Error("the unchanged chloride line is sent")
 	}
 }
