@@ -152,7 +152,8 @@ func TestDemoShowsRecentResults(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/l/") {
 			t.Fatalf("%s: launch ended with %d at %s", p[2], resp.StatusCode, resp.Request.URL)
 		}
-		// The page polls while the results arrive; read it until they are all in.
+		// The view follows its updates (#labs-live) while the results arrive;
+		// read it again until they are all in.
 		var body string
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			resp, err := c.Get(resp.Request.URL.String() + "?view=all&range=30d")
@@ -161,7 +162,7 @@ func TestDemoShowsRecentResults(t *testing.T) {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if body = string(b); !strings.Contains(body, `id="labs-poller"`) {
+			if body = string(b); !strings.Contains(body, `id="labs-live"`) {
 				break
 			}
 			if time.Now().After(deadline) {
