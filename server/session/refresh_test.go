@@ -285,3 +285,55 @@ func TestIdleExpiryWithTouch(t *testing.T) {
 		})
 	}
 }
+
+// TestSkippedSaveKeepsTheBrowsersCookie: a request (a long poll) loads the
+// session; meanwhile another tab of the same browser signs in, which renews
+// the token and sets the new cookie. The first request, ending with nothing
+// to save, must not hand the browser its old token again: that token is
+// gone, and the cookie would take the new one's place, ending both tabs.
+func TestSkippedSaveKeepsTheBrowsersCookie(t *testing.T) {
+	for _, newStore := range refreshStores(t) {
+		store := newStore()
+		t.Run(store.name, func(t *testing.T) {
+			clk := &clock{t: time.Date(2026, time.December, 2, 9, 0, 0, 0, time.UTC)}
+			b := newRefreshBrowser(t, store.inner, clk)
+			b.visit(func(ctx context.Context) { b.m.EnsureBrowserID(ctx) })
+			old := b.cookie
+			b.visit(nil) // saved within touch: the next unchanged request is not
+
+			loaded, release := make(chan struct{}), make(chan struct{})
+			poll := httptest.NewRecorder()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				req := httptest.NewRequest("GET", "/", nil)
+				req.AddCookie(old)
+				b.m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					b.m.BrowserID(r.Context())
+					close(loaded)
+					<-release
+					_, _ = w.Write([]byte("update"))
+				})).ServeHTTP(poll, req)
+			}()
+			<-loaded
+			b.visit(func(ctx context.Context) {
+				if err := b.m.Login(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+			if b.cookie.Value == old.Value {
+				t.Fatal("the sign-in did not renew the token")
+			}
+			close(release)
+			<-done
+			for _, c := range poll.Result().Cookies() {
+				if c.Name == session.CookieName && c.Value == old.Value {
+					t.Fatal("the request that saved nothing set the old, renewed token again")
+				}
+			}
+			if b.visit(nil) == "" {
+				t.Error("after both requests the browser's session is gone")
+			}
+		})
+	}
+}

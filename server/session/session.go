@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -96,12 +97,62 @@ func (m *Manager) KV() KV { return m.kv }
 
 // Middleware loads and saves the scs session around next. The request
 // remembers the session it loaded, so saving it keeps its absolute deadline.
+// When the store skipped the save (nothing changed, touchEvery), the
+// response sets no session cookie: the browser keeps the one it has, which
+// another tab's sign-in may have renewed while this request ran (a long
+// poll); scs would otherwise hand back the token it loaded, now gone.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	h := m.SCS.LoadAndSave(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(withLoaded(r.Context())))
+		ctx := withLoaded(r.Context())
+		cw := &cookieGuard{ResponseWriter: w, ctx: ctx}
+		h.ServeHTTP(cw, r.WithContext(ctx))
+		cw.check() // a response without a body: its header is sent after this
 	})
 }
+
+// cookieGuard drops the session's Set-Cookie from a response whose save the
+// store skipped, just before the header is sent.
+type cookieGuard struct {
+	http.ResponseWriter
+	ctx     context.Context
+	checked bool
+}
+
+func (g *cookieGuard) check() {
+	if g.checked {
+		return
+	}
+	g.checked = true
+	if !saveSkipped(g.ctx) {
+		return
+	}
+	h := g.ResponseWriter.Header()
+	kept := h["Set-Cookie"][:0]
+	for _, c := range h["Set-Cookie"] {
+		if !strings.HasPrefix(c, CookieName+"=") {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Set-Cookie")
+	} else {
+		h["Set-Cookie"] = kept
+	}
+}
+
+func (g *cookieGuard) WriteHeader(code int) {
+	g.check()
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *cookieGuard) Write(b []byte) (int, error) {
+	g.check()
+	return g.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the writer below (Flush).
+func (g *cookieGuard) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // HasCookie reports whether the request carried our session cookie at all.
 func HasCookie(r *http.Request) bool {

@@ -147,6 +147,30 @@ type loaded struct {
 	token     string
 	deadlines deadlines
 	data      []byte
+	// skipped is set when the request's last save was skipped (fresh): the
+	// store holds nothing new, so the response must not set the cookie
+	// (Manager.Middleware), which could hand back a token renewed meanwhile.
+	skipped bool
+}
+
+// saveSkipped reports whether the request's last save was skipped.
+func saveSkipped(ctx context.Context) bool {
+	l, ok := ctx.Value(loadedKey{}).(*loaded)
+	if !ok {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.skipped
+}
+
+// setSkipped records whether the request's last save was skipped.
+func setSkipped(ctx context.Context, skipped bool) {
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		l.mu.Lock()
+		l.skipped = skipped
+		l.mu.Unlock()
+	}
 }
 
 func withLoaded(ctx context.Context) context.Context {
@@ -296,7 +320,9 @@ func sameSession(a, b []byte) bool {
 // saved again (fresh).
 func (s *EncryptedStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
 	now := s.now()
-	if s.fresh(ctx, token, b, now) {
+	skip := s.fresh(ctx, token, b, now)
+	setSkipped(ctx, skip)
+	if skip {
 		return nil
 	}
 	id := tokenID(token)
