@@ -224,13 +224,17 @@ func (v *liveView) update(ctx context.Context, old *liveState) ([]byte, error) {
 	}
 	whole := old == nil || old.kind != v.state.kind ||
 		v.state.kind == bodyWhole && old.parts[partBody] != v.state.parts[partBody]
+	// body is the whole body once rendered: a body updated line by line is
+	// rendered whole only when it is needed, and then only once.
+	body, rendered := v.parts[partBody]
 	if !whole && v.state.kind != bodyWhole {
 		lines := v.lineUpdates(old)
 		if len(lines) > fullBodyAbove {
-			body, err := renderPart(ctx, labs.Body(v.props))
-			if err != nil {
+			var err error
+			if body, err = renderPart(ctx, labs.Body(v.props)); err != nil {
 				return nil, err
 			}
+			rendered = true
 			whole = len(body) < len(lines)
 		}
 		if !whole {
@@ -238,8 +242,7 @@ func (v *liveView) update(ctx context.Context, old *liveState) ([]byte, error) {
 		}
 	}
 	if whole {
-		body, ok := v.parts[partBody]
-		if !ok {
+		if !rendered {
 			var err error
 			if body, err = renderPart(ctx, labs.Body(v.props)); err != nil {
 				return nil, err

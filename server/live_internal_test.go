@@ -93,3 +93,44 @@ func TestCountOnlyChangeSwapsTheCount(t *testing.T) {
 		t.Error("the unchanged chloride line is sent")
 	}
 }
+
+// TestLargeLineUpdateSendsTheBodyWhole: when the line-by-line update of
+// All results is larger than fullBodyAbove and than the whole body, the
+// update sends the body whole instead, once, and no line swaps.
+func TestLargeLineUpdateSendsTheBodyWhole(t *testing.T) {
+	list := func(prefix string, n int) labs.Props {
+		p := labs.Props{Mode: labs.ModeList, BasePath: "/l/L1"}
+		for i := range n {
+			p.Rows = append(p.Rows, labs.Row{ID: fmt.Sprint(prefix, i), Name: "Sodium", Value: "140", Unit: "mmol/L"})
+		}
+		return p
+	}
+	ctx := context.Background()
+	before, err := renderLive(ctx, list("a", 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := renderLive(ctx, list("b", 300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := after.lineUpdates(&before.state); len(lines) <= fullBodyAbove {
+		t.Fatalf("line updates are %d bytes, want more than %d for this test", len(lines), fullBodyAbove)
+	}
+	b, err := after.update(ctx, &before.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := string(b)
+	if n := strings.Count(u, `<div hx-swap-oob="true" id="labs-body"`); n != 1 {
+		t.Errorf("the body is sent %d times, want once", n)
+	}
+	if strings.Contains(u, "<template>") || strings.Contains(u, `hx-swap-oob="delete"`) {
+		t.Error("line swaps are sent beside the whole body")
+	}
+	for _, id := range []string{"b0", "b299"} {
+		if !strings.Contains(u, `id="`+labs.RowID(id)+`"`) {
+			t.Errorf("row %s is missing from the body", id)
+		}
+	}
+}
