@@ -202,7 +202,7 @@ func (s *Server) streamLabsPage(c echo.Context, ctx context.Context, l *session.
 
 	body, err := s.lateView(ctx, l, v, e)
 	if err != nil {
-		body = s.inBandPage(c, err)
+		body = s.errorFragment(c, err)
 	}
 	_, _ = w.Write(append(body, tail...))
 	return nil

@@ -159,14 +159,9 @@ func (s *Server) livePollAnswer(c echo.Context, l *session.Launch, v labsRequest
 	return c.HTMLBlob(http.StatusOK, b)
 }
 
-// inBandPage is the error fragment written in a streamed page's view
-// place (see streamLabsPage), logged as handleError logs a failed request.
-func (s *Server) inBandPage(c echo.Context, err error) []byte {
-	return s.errorFragment(c, err)
-}
-
 // errorFragment logs err as a failed request, in band, and renders its
-// error fragment with the id of the view it replaces.
+// error fragment with the id of the view it replaces: it is written in a
+// streamed page's view place (see streamLabsPage).
 func (s *Server) errorFragment(c echo.Context, err error) []byte {
 	ae := asAppError(err)
 	rid := requestID(c)
