@@ -519,13 +519,6 @@ func (e *Entry) SetMemo(key string, b []byte) {
 	e.cache.grow(e, n)
 }
 
-// WaitBeyond blocks until more than fetched results have arrived, the entry is
-// complete, or ctx ends. A progress poll uses it to answer as soon as there
-// is something new to show rather than on a fixed timer.
-func (e *Entry) WaitBeyond(ctx context.Context, fetched int) error {
-	return e.waitUntil(ctx, func() bool { return e.done || e.fetched > fetched })
-}
-
 // WaitChange blocks until the entry has changed since change number seq
 // (Snapshot.Seq), or ctx ends.
 func (e *Entry) WaitChange(ctx context.Context, seq uint64) error {

@@ -9,9 +9,9 @@ import (
 	"smartlabs/server/labsview"
 )
 
-// TestWaitBeyond: a progress poll returns as soon as results beyond those it
-// shows arrive, or the fetch completes, and not before.
-func TestWaitBeyond(t *testing.T) {
+// TestWaitChange: a live update's poll returns as soon as the entry changed
+// since the state it shows (a new page, or the fetch completing), and not before.
+func TestWaitChange(t *testing.T) {
 	c := New(Options{})
 	release := make(chan struct{})
 	e := mustStart(t, c, context.Background(), "L1", false, func(ctx context.Context, e *Entry) {
@@ -26,11 +26,12 @@ func TestWaitBeyond(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := e.WaitBeyond(short, 1); err == nil {
-		t.Fatal("WaitBeyond returned with nothing new")
+	seq := e.Snapshot().Seq
+	if err := e.WaitChange(short, seq); err == nil {
+		t.Fatal("WaitChange returned with nothing new")
 	}
 	done := make(chan error, 1)
-	go func() { done <- e.WaitBeyond(context.Background(), 1) }()
+	go func() { done <- e.WaitChange(context.Background(), seq) }()
 	release <- struct{}{}
 	select {
 	case err := <-done:
@@ -38,11 +39,12 @@ func TestWaitBeyond(t *testing.T) {
 			t.Fatalf("err %v, len %d", err, e.Len())
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("WaitBeyond missed the new page")
+		t.Fatal("WaitChange missed the new page")
 	}
-	go func() { done <- e.WaitBeyond(context.Background(), 99) }()
+	seq = e.Snapshot().Seq
+	go func() { done <- e.WaitChange(context.Background(), seq) }()
 	release <- struct{}{}
-	if err := <-done; err != nil {
+	if err := <-done; err != nil || !e.Snapshot().Done {
 		t.Fatalf("completion did not end the wait: %v", err)
 	}
 }
