@@ -53,9 +53,6 @@ func parseVersion(s string) (token string, seq uint64, ok bool) {
 // change seq of the entry named token.
 func liveURL(id string, v labsRequest, token string, seq uint64) string {
 	q, _ := url.ParseQuery(strings.TrimPrefix(queryOf(v.url(id)), "?"))
-	if q == nil {
-		q = url.Values{}
-	}
 	if v.key != "" {
 		q.Set("a", v.key)
 	}
@@ -122,7 +119,7 @@ func (s *Server) livePollAnswer(c echo.Context, l *session.Launch, v labsRequest
 	ctx := c.Request().Context()
 	if old != nil {
 		hold, cancel := context.WithTimeout(ctx, pollHold)
-		if e.WaitChange(hold, seq) == nil && pollLinger > 0 {
+		if e.WaitChange(hold, seq) == nil {
 			linger, cancelLinger := context.WithTimeout(ctx, pollLinger)
 			_ = e.WaitDone(linger)
 			cancelLinger()
