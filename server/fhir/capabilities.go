@@ -83,10 +83,8 @@ type wireSearchParam struct {
 // the search is then not sliced on date: undated results would be lost.
 func ParseCapabilities(body []byte) (Capabilities, error) {
 	var w wireCapabilityStatement
-	if err := unmarshal(body, &w); err != nil {
-		fe := decodeError(context.Background(), err)
-		fe.Status = http.StatusOK
-		return Capabilities{}, fe
+	if err := unmarshalOK(body, &w); err != nil {
+		return Capabilities{}, err
 	}
 	if w.ResourceType != "CapabilityStatement" {
 		return Capabilities{}, newError(KindMalformed, http.StatusOK, errors.New("answer is not a CapabilityStatement"))

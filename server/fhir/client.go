@@ -280,6 +280,17 @@ func unmarshal(data []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
+// unmarshalOK decodes the body of a 200 answer into v; a failure is
+// decodeError's *Error, with status 200.
+func unmarshalOK(body []byte, v any) error {
+	if err := unmarshal(body, v); err != nil {
+		fe := decodeError(context.Background(), err)
+		fe.Status = http.StatusOK
+		return fe
+	}
+	return nil
+}
+
 // decodeBody reads one JSON document of at most limit bytes from r into v.
 func decodeBody(r io.Reader, limit int64, v any) error {
 	data, err := readBody(r, -1, limit)
@@ -441,10 +452,8 @@ func (p *page) addObservation(w *wireObservation, patientID string, i int) error
 // decodeRawBundle decodes a 200 answer as a Bundle whose entries are left raw.
 func decodeRawBundle(body []byte) (*wireBundleRaw, error) {
 	var b wireBundleRaw
-	if err := unmarshal(body, &b); err != nil {
-		fe := decodeError(context.Background(), err)
-		fe.Status = http.StatusOK
-		return nil, fe
+	if err := unmarshalOK(body, &b); err != nil {
+		return nil, err
 	}
 	if b.ResourceType != "Bundle" {
 		return nil, newError(KindMalformed, http.StatusOK, errors.New("answer is not a Bundle"))
@@ -471,20 +480,16 @@ func decodeBundleByEntry(body []byte, patientID string) (*page, error) {
 		switch head.ResourceType {
 		case "Observation":
 			var w wireObservation
-			if err := unmarshal(e.Resource, &w); err != nil {
-				fe := decodeError(context.Background(), err)
-				fe.Status = http.StatusOK
-				return nil, fe
+			if err := unmarshalOK(e.Resource, &w); err != nil {
+				return nil, err
 			}
 			if err := p.addObservation(&w, patientID, i); err != nil {
 				return nil, err
 			}
 		case "OperationOutcome":
 			var w wireOperationOutcome
-			if err := unmarshal(e.Resource, &w); err != nil {
-				fe := decodeError(context.Background(), err)
-				fe.Status = http.StatusOK
-				return nil, fe
+			if err := unmarshalOK(e.Resource, &w); err != nil {
+				return nil, err
 			}
 			p.outcomes = append(p.outcomes, toOutcomes(&w)...)
 		default:

@@ -116,10 +116,8 @@ func decodeReportPage(body []byte, patientID string) (*reportPage, error) {
 		switch head.ResourceType {
 		case "DiagnosticReport":
 			var w wireReport
-			if err := unmarshal(e.Resource, &w); err != nil {
-				fe := decodeError(context.Background(), err)
-				fe.Status = http.StatusOK
-				return nil, fe
+			if err := unmarshalOK(e.Resource, &w); err != nil {
+				return nil, err
 			}
 			// A report about another patient means the server is confused.
 			if !isPatientRef(w.Subject.Reference, patientID) {
@@ -130,10 +128,8 @@ func decodeReportPage(body []byte, patientID string) (*reportPage, error) {
 			}
 		case "OperationOutcome":
 			var w wireOperationOutcome
-			if err := unmarshal(e.Resource, &w); err != nil {
-				fe := decodeError(context.Background(), err)
-				fe.Status = http.StatusOK
-				return nil, fe
+			if err := unmarshalOK(e.Resource, &w); err != nil {
+				return nil, err
 			}
 			p.outcomes = append(p.outcomes, toOutcomes(&w)...)
 		}
