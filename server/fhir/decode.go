@@ -304,9 +304,14 @@ func toReferences(ws []wireReference) []Reference {
 	}
 	out := make([]Reference, len(ws))
 	for i, w := range ws {
-		out[i] = Reference{Reference: w.Reference, Display: w.Display}
+		out[i] = toReference(w)
 	}
 	return out
+}
+
+// toReference converts one wire Reference, keeping its display text.
+func toReference(w wireReference) Reference {
+	return Reference{Reference: w.Reference, Display: w.Display}
 }
 
 // toNotes keeps the texts of annotations; empty ones are left out.
@@ -369,7 +374,7 @@ func toObservation(w *wireObservation) Observation {
 		Performers:     toReferences(w.Performer),
 	}
 	if w.Specimen != nil {
-		o.Specimen = Reference{Reference: w.Specimen.Reference, Display: w.Specimen.Display}
+		o.Specimen = toReference(*w.Specimen)
 	}
 	for _, c := range w.Code.Coding {
 		if c.System == loincSystem {
