@@ -425,14 +425,21 @@ func newPage(b *wireBundle) *page {
 	if b.Total != nil {
 		p.total = *b.Total
 	}
-	for _, l := range b.Link {
-		if l.Relation == "next" {
-			p.next = l.URL
-		}
-	}
+	p.next = nextLink(b.Link)
 	p.observations = make([]Observation, 0, len(b.Entry))
 	p.times = make([]entryTimes, 0, len(b.Entry))
 	return p
+}
+
+// nextLink is the URL of a Bundle's next link, "" when it has none.
+func nextLink(links []wireLink) string {
+	next := ""
+	for _, l := range links {
+		if l.Relation == "next" {
+			next = l.URL
+		}
+	}
+	return next
 }
 
 // addObservation checks entry i's subject and adds it unless entered in error.

@@ -99,12 +99,7 @@ func decodeReportPage(body []byte, patientID string) (*reportPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &reportPage{}
-	for _, l := range b.Link {
-		if l.Relation == "next" {
-			p.next = l.URL
-		}
-	}
+	p := &reportPage{next: nextLink(b.Link)}
 	for i, e := range b.Entry {
 		if len(e.Resource) == 0 {
 			continue
