@@ -271,10 +271,7 @@ func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string
 	if page == 1 {
 		switch {
 		case total == 0:
-			entries = append(entries, bundleEntry{
-				Resource: outcome("warning", "processing", "4101", "No results found"),
-				Search:   map[string]any{"mode": "outcome"},
-			})
+			entries = append(entries, noResultsEntry())
 		case s.data.patient(sr.patient).outcome == "4119":
 			entries = append(entries, bundleEntry{
 				Resource: outcome("warning", "processing", "4119", "Some data may not be available"),
@@ -292,6 +289,19 @@ func (s *Sim) renderPage(w http.ResponseWriter, r *http.Request, searchID string
 		s.mu.Unlock()
 		links = append(links, map[string]string{"relation": "next", "url": iss + "/Observation?sessionID=" + next})
 	}
+	writeSearchset(w, total, links, entries)
+}
+
+// noResultsEntry is Epic's informational outcome of a search that matched nothing.
+func noResultsEntry() bundleEntry {
+	return bundleEntry{
+		Resource: outcome("warning", "processing", "4101", "No results found"),
+		Search:   map[string]any{"mode": "outcome"},
+	}
+}
+
+// writeSearchset writes a searchset Bundle of total matches.
+func writeSearchset(w http.ResponseWriter, total int, links []map[string]string, entries []bundleEntry) {
 	writeJSON(w, http.StatusOK, fhirContentType, map[string]any{
 		"resourceType": "Bundle",
 		"type":         "searchset",

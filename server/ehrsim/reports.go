@@ -85,10 +85,7 @@ func (s *Sim) renderReports(w http.ResponseWriter, c reportCursor, selfURL strin
 		entries = append(entries, bundleEntry{FullURL: iss + "/DiagnosticReport/" + rep.ID, Resource: rep, Search: map[string]any{"mode": "match"}})
 	}
 	if len(all) == 0 {
-		entries = append(entries, bundleEntry{
-			Resource: outcome("warning", "processing", "4101", "No results found"),
-			Search:   map[string]any{"mode": "outcome"},
-		})
+		entries = append(entries, noResultsEntry())
 	}
 	links := []map[string]string{{"relation": "self", "url": selfURL}}
 	if end < len(all) {
@@ -106,11 +103,5 @@ func (s *Sim) renderReports(w http.ResponseWriter, c reportCursor, selfURL strin
 		s.mu.Unlock()
 		links = append(links, map[string]string{"relation": "next", "url": iss + "/DiagnosticReport?sessionID=" + next})
 	}
-	writeJSON(w, http.StatusOK, fhirContentType, map[string]any{
-		"resourceType": "Bundle",
-		"type":         "searchset",
-		"total":        len(all),
-		"link":         links,
-		"entry":        entries,
-	})
+	writeSearchset(w, len(all), links, entries)
 }
