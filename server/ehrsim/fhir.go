@@ -166,7 +166,8 @@ func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 		s.serveNextPage(w, r, g, sid)
 		return
 	}
-	size := s.Switches().PageSize
+	sw := s.Switches()
+	size := sw.PageSize
 	if size <= 0 {
 		size = defaultPageSize
 	}
@@ -174,7 +175,7 @@ func (s *Sim) handleObservationSearch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	crit, err := parseCriteria(q, s.Switches().SearchParams)
+	crit, err := parseCriteria(q, sw.SearchParams)
 	if err != nil {
 		writeOutcome(w, http.StatusBadRequest, "error", "invalid", "", "A search parameter is invalid: "+err.Error())
 		return
