@@ -15,7 +15,7 @@ import "strings"
 // rowClass is the class of a result row; critical rows carry a strong stripe.
 func rowClass(r Row) string {
 	base := "block border-b border-l-4 border-sl-border px-3 py-2 sm:table-row sm:px-0 sm:py-0"
-	if rowCritical(r) {
+	if r.Critical() {
 		return base + " border-l-sl-critical bg-sl-error-bg"
 	}
 	return base + " border-l-transparent"
@@ -203,7 +203,7 @@ func row(r Row, details bool) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		if rowCritical(r) {
+		if r.Critical() {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, " data-critical=\"true\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -142,10 +142,10 @@ type AnalyteLine struct {
 }
 
 // Critical reports whether the latest result is critical.
-func (a AnalyteLine) Critical() bool { return rowCritical(a.Latest) }
+func (a AnalyteLine) Critical() bool { return a.Latest.Critical() }
 
 // Abnormal reports whether the latest result has any flag.
-func (a AnalyteLine) Abnormal() bool { return rowFlagged(a.Latest) }
+func (a AnalyteLine) Abnormal() bool { return a.Latest.Flagged() }
 
 // Analyte is the drill-down of one analyte.
 type Analyte struct {
@@ -248,13 +248,26 @@ type Point struct {
 	Hint string
 }
 
-// rowFlagged reports whether a row or any of its components has a flag.
-func rowFlagged(r Row) bool {
+// Flagged reports whether the row or any of its components has a flag.
+func (r *Row) Flagged() bool {
 	if r.Flag != FlagNone {
 		return true
 	}
 	for _, c := range r.Components {
 		if c.Flag != FlagNone {
+			return true
+		}
+	}
+	return false
+}
+
+// Critical reports whether the row or any of its components has a critical flag.
+func (r *Row) Critical() bool {
+	if isCritical(r.Flag) {
+		return true
+	}
+	for _, c := range r.Components {
+		if isCritical(c.Flag) {
 			return true
 		}
 	}

@@ -365,7 +365,7 @@ func Apply(rs []Result, f labs.Filter, now time.Time, abnormalRows bool) []Resul
 		if q != "" && !strings.Contains(strings.ToLower(r.Row.Name), q) && !strings.Contains(r.Key, q) {
 			continue
 		}
-		if abnormalRows && f.Abnormal && !flagged(&r.Row) {
+		if abnormalRows && f.Abnormal && !r.Row.Flagged() {
 			continue
 		}
 		out = append(out, *r)
@@ -408,35 +408,6 @@ func Statuses(rs []Result) []string {
 	}
 	slices.Sort(rest)
 	return append(out, rest...)
-}
-
-// flagged reports whether a row or any of its components has a flag.
-func flagged(r *labs.Row) bool {
-	if r.Flag != labs.FlagNone {
-		return true
-	}
-	for _, c := range r.Components {
-		if c.Flag != labs.FlagNone {
-			return true
-		}
-	}
-	return false
-}
-
-// critical reports whether a row or any of its components has a critical flag.
-func critical(r *labs.Row) bool {
-	isCrit := func(f labs.Flag) bool {
-		return f == labs.FlagCriticalHigh || f == labs.FlagCriticalLow || f == labs.FlagCriticalOther
-	}
-	if isCrit(r.Flag) {
-		return true
-	}
-	for _, c := range r.Components {
-		if isCrit(c.Flag) {
-			return true
-		}
-	}
-	return false
 }
 
 // SparkPoints is how many of the newest results a sparkline shows.
@@ -502,7 +473,7 @@ func SummaryWith(rs []Result, pn Panels, f labs.Filter, base string) *labs.Summa
 	var panelNames []string
 	for _, k := range order {
 		a := groups[k]
-		if f.Abnormal && !flagged(&a.latest.Row) {
+		if f.Abnormal && !a.latest.Row.Flagged() {
 			continue
 		}
 		if a.prev != nil {
@@ -512,7 +483,7 @@ func SummaryWith(rs []Result, pn Panels, f labs.Filter, base string) *labs.Summa
 		}
 		a.line.Spark = chartOf(a.numeric, a.latest)
 		a.line.Spark.Unplotted = a.unplotted
-		if critical(&a.latest.Row) {
+		if a.latest.Row.Critical() {
 			s.Pinned = append(s.Pinned, a.line)
 			continue
 		}
@@ -558,7 +529,7 @@ func chartOf(newestFirst []*Result, latest *Result) labs.Chart {
 	c := labs.Chart{Unit: latest.Row.Unit}
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		r := newestFirst[i]
-		c.Points = append(c.Points, labs.Point{At: r.At, Label: r.Row.Collected, Value: r.Num, Text: r.Row.Value, Flag: pointFlag(&r.Row), Hint: r.Row.FlagHint})
+		c.Points = append(c.Points, labs.Point{At: r.At, Label: r.Row.Collected, Value: r.Num, Text: r.Row.Value, Flag: r.Row.Flag, Hint: r.Row.FlagHint})
 	}
 	if len(newestFirst) > 0 {
 		ref := newestFirst[0]
@@ -569,9 +540,6 @@ func chartOf(newestFirst []*Result, latest *Result) labs.Chart {
 	}
 	return c
 }
-
-// pointFlag is the flag a chart point shows.
-func pointFlag(r *labs.Row) labs.Flag { return r.Flag }
 
 // maxDeltaDecimals is the most decimal places a change is written with; a
 // finer change, or one of 1e15 or more, is written with six significant
