@@ -622,7 +622,10 @@ func AnalyteOf(rs []Result, key, base string, from labs.Mode, f labs.Filter) *la
 		}
 		a.Rows = append(a.Rows, row)
 		for i, cd := range r.codings {
-			if cd.Code == "" || i == maxCodes {
+			if i == maxCodes {
+				break
+			}
+			if cd.Code == "" {
 				continue
 			}
 			if c := codeLabel(cd); !slices.Contains(a.Codes, c) && len(a.Codes) < 4*maxCodes {

@@ -344,6 +344,16 @@ func TestTestIdentity(t *testing.T) {
 	if diff := cmp.Diff([]string{"mmol/L", "meq/L"}, a.Units); diff != "" {
 		t.Errorf("units (-want +got):\n%s", diff)
 	}
+
+	// One result names at most maxCodes of its codes, the first ones.
+	many := mk("h", "4.8", "mmol/L", comp(org, "1520"), loinc("2823-3"), loinc("1001-1"), loinc("1002-2"), loinc("1003-3"), loinc("1004-4"), loinc("1005-5"))
+	a = AnalyteOf(Results([]fhir.Observation{many}, time.UTC), "c501-2-1520", "/l/L", labs.ModeSummary, labs.Filter{})
+	if a == nil {
+		t.Fatal("no drill-down for a result with many codes")
+	}
+	if diff := cmp.Diff([]string{"Epic component 1520", "LOINC 2823-3", "LOINC 1001-1", "LOINC 1002-2"}, a.Codes); diff != "" {
+		t.Errorf("codes of a result with %d codes (-want +got):\n%s", len(many.Code.Codings), diff)
+	}
 }
 
 // nameHash is the hash part of a name key.
