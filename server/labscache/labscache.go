@@ -381,11 +381,18 @@ func (e *Entry) notifyLocked() {
 
 // AddPage adds one page of results. restarted discards what earlier pages
 // brought (the EHR's paging session expired and the search started again).
+//
+// The page's bytes are counted, and the cache settled, under the cache's lock
+// in the same step that shows the page: whoever sees the page and then asks
+// the cache finds it already counted.
 func (e *Entry) AddPage(rs []labsview.Result, fetched, total int, restarted bool) {
 	var n int64
 	for i := range rs {
 		n += int64(rs[i].Size)
 	}
+	c := e.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	e.mu.Lock()
 	if e.done {
 		e.mu.Unlock()
@@ -400,8 +407,12 @@ func (e *Entry) AddPage(rs []labsview.Result, fetched, total int, restarted bool
 	e.size += n
 	e.fetched, e.total = fetched, total
 	e.notifyLocked()
+	detached := e.detached
 	e.mu.Unlock()
-	e.cache.grow(e, n)
+	if !detached {
+		c.bytes += n
+		c.settleLocked(e)
+	}
 }
 
 // Finish records how the fetch ended and marks the entry complete; only
