@@ -133,8 +133,8 @@ type Switches struct {
 
 // Request is one entry of the simulator's request log.
 type Request struct {
-	// Time is when the request arrived.
-	Time time.Time
+	// Time is when the request arrived; Done when its answer was written.
+	Time, Done time.Time
 	// Method is the HTTP method.
 	Method string
 	// Path is the URL path, without the query.
@@ -290,6 +290,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.inFlight, rec.tokenInFlight = s.arrive(r)
 	defer s.leave(r)
 	s.mux.ServeHTTP(rec, r)
+	done := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.requests) >= maxLoggedRequests {
@@ -297,6 +298,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests = append(s.requests, Request{
 		Time:          start,
+		Done:          done,
 		Method:        r.Method,
 		Path:          r.URL.Path,
 		EpicClientID:  r.Header.Get("Epic-Client-ID"),

@@ -300,6 +300,34 @@ func TestNewRejectsBadClients(t *testing.T) {
 	}
 }
 
+// TestRequestLogTimes: a logged request has its arrival and, after it, the
+// time its answer was written, both on the simulator's clock.
+func TestRequestLogTimes(t *testing.T) {
+	var calls atomic.Int64
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	// Each reading of this clock is one second after the one before.
+	tick := func() time.Time { return t0.Add(time.Duration(calls.Add(1)) * time.Second) }
+	sim, err := New(Options{AppLaunchURL: appLaunchURL, Now: tick, Clients: []Client{{ID: publicClient, Public: true, RedirectURIs: []string{testRedirect}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	sim.SetBaseURL(srv.URL)
+	resp, err := http.Get(srv.URL + "/fhir/R4/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := sim.Requests()
+	if len(got) != 1 {
+		t.Fatalf("got %d requests, want 1", len(got))
+	}
+	if r := got[0]; r.Time.Before(t0) || !r.Done.After(r.Time) {
+		t.Errorf("request arrived at %v, answered at %v; want an answer after its arrival", r.Time, r.Done)
+	}
+}
+
 func TestRequestLog(t *testing.T) {
 	f := mustFixture(t, Switches{})
 	tok := f.mustToken(t, patientSpecs[0].id)
@@ -315,7 +343,7 @@ func TestRequestLog(t *testing.T) {
 		{Method: "GET", Path: "/fhir/R4/Patient/" + patientSpecs[0].id, Status: 401},
 	}
 	for i := range want {
-		got[i].Time = time.Time{}
+		got[i].Time, got[i].Done = time.Time{}, time.Time{}
 		if got[i] != want[i] {
 			t.Errorf("request %d = %+v, want %+v", i, got[i], want[i])
 		}
