@@ -15,6 +15,9 @@ import (
 // ctxIssuer holds the configured issuer a request belongs to, once a handler knows it.
 const ctxIssuer = "smartlabs.issuer"
 
+// ctxStyleHash holds the CSP hash of the inline theme a page carries (setInlineTheme).
+const ctxStyleHash = "smartlabs.style_hash"
+
 // setRequestIssuer records that the request belongs to the configured issuer
 // iss (a launch record's ISS). The CSP frame-ancestors of its response and its
 // metrics labels then follow that issuer. An unknown iss changes nothing.
@@ -39,12 +42,18 @@ func (s *Server) requestIssuer(c echo.Context) *config.Issuer {
 // contentSecurityPolicyFor is the CSP of a response: framing is allowed only
 // by the request's own issuer's EHR origins (its frame_ancestors, else the
 // top-level list), so one organisation's pages cannot frame another's launch.
+// A page with the EHR's theme inline allows that one stylesheet by its hash.
 func (s *Server) contentSecurityPolicyFor(c echo.Context) string {
 	is := s.requestIssuer(c)
-	if is == nil || len(is.FrameAncestors) == 0 {
+	hash, _ := c.Get(ctxStyleHash).(string)
+	if (is == nil || len(is.FrameAncestors) == 0) && hash == "" {
 		return s.csp
 	}
-	return contentSecurityPolicy(is.FrameAncestors)
+	fa := s.cfg.FrameAncestors
+	if is != nil && len(is.FrameAncestors) > 0 {
+		fa = is.FrameAncestors
+	}
+	return contentSecurityPolicy(fa, hash)
 }
 
 // setCSP sets the default CSP now and, just before the response is written,

@@ -128,6 +128,13 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	// kept with the results; the minute is part of the key because date
 	// presets ("last 7 days") move with the clock.
 	memoKey := kind + "\n" + v.url(l.ID) + "\n" + s.now().In(s.loc).Format("2006-01-02T15:04")
+	var shell layout.Props
+	if kind == "page" {
+		// A page's head holds the theme as this server knows it now: inline
+		// (allowed by its hash in this response's CSP), linked, or none.
+		shell = s.labsLayout(c, l, v)
+		memoKey += "\n" + shell.ThemePath + "\n" + shell.ThemeCSS
+	}
 	if b, ok := e.Memo(memoKey); ok {
 		return c.HTMLBlob(http.StatusOK, b)
 	}
@@ -149,7 +156,7 @@ func (s *Server) serveLabs(c echo.Context, key string, refresh bool) error {
 	case "fragment":
 		comp = labs.Fragment(props)
 	default:
-		comp = layout.Page(s.labsLayout(l, v), labs.View(props))
+		comp = layout.Page(shell, labs.View(props))
 	}
 	var buf bytes.Buffer
 	if err := comp.Render(c.Request().Context(), &buf); err != nil {
@@ -185,7 +192,7 @@ func (s *Server) streamLabsPage(c echo.Context, ctx context.Context, l *session.
 		return err
 	})
 	var page bytes.Buffer
-	if err := layout.Page(s.labsLayout(l, v), labs.Frame(shell, mark)).Render(ctx, &page); err != nil {
+	if err := layout.Page(s.labsLayout(c, l, v), labs.Frame(shell, mark)).Render(ctx, &page); err != nil {
 		return err
 	}
 	head, tail, ok := bytes.Cut(page.Bytes(), []byte(streamMark))
@@ -289,8 +296,10 @@ func (s *Server) checkLive(ctx context.Context, l *session.Launch) error {
 	return nil
 }
 
-// labsLayout is the page shell of a labs view, with the EHR's theme when it sent one we may use.
-func (s *Server) labsLayout(l *session.Launch, v labsRequest) layout.Props {
+// labsLayout is the page shell of a labs view, with the EHR's theme when it
+// sent one we may use: inline when this server already holds it (the page's
+// CSP then allows it by its hash), else linked (its request fetches it).
+func (s *Server) labsLayout(c echo.Context, l *session.Launch, v labsRequest) layout.Props {
 	title := "Lab results"
 	switch {
 	case v.key != "":
@@ -299,7 +308,18 @@ func (s *Server) labsLayout(l *session.Launch, v labsRequest) layout.Props {
 		title = "Lab results flowsheet"
 	}
 	p := s.layoutProps(title)
-	if s.themeURL(l) != "" {
+	u := s.themeURL(l)
+	if u == "" {
+		return p
+	}
+	css, known := s.themes.get(u, s.now())
+	switch {
+	case known && css == nil:
+		// The EHR's style document gave no theme: our default, and no request for it.
+	case known && layout.CanInline(string(css)):
+		p.ThemeCSS = string(css)
+		c.Set(ctxStyleHash, layout.StyleHash(p.ThemeCSS))
+	default:
 		p.ThemePath = labsPath(l.ID) + "/theme.css"
 	}
 	return p

@@ -106,7 +106,7 @@ func New(d Deps) *Server {
 	for _, is := range d.Config.Issuers {
 		s.gates[config.NormalizeISS(is.ISS)] = fhir.NewGate(orDefault(is.MaxInFlight, config.DefaultMaxInFlight))
 	}
-	s.csp = contentSecurityPolicy(d.Config.FrameAncestors)
+	s.csp = contentSecurityPolicy(d.Config.FrameAncestors, "")
 	s.hsts = strings.HasPrefix(d.Config.PublicURL, "https://")
 	s.echo = s.routes()
 	return s
@@ -116,13 +116,18 @@ func New(d Deps) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
 // contentSecurityPolicy allows only our own scripts and styles, and framing
-// only by the configured EHR origins.
-func contentSecurityPolicy(frameAncestors []string) string {
+// only by the configured EHR origins. styleHash, when set, also allows the
+// one inline stylesheet of that hash (layout.StyleHash: the EHR's theme).
+func contentSecurityPolicy(frameAncestors []string, styleHash string) string {
 	fa := "'none'"
 	if len(frameAncestors) > 0 {
 		fa = strings.Join(frameAncestors, " ")
 	}
-	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	style := "'self'"
+	if styleHash != "" {
+		style += " " + styleHash
+	}
+	return "default-src 'self'; script-src 'self'; style-src " + style + "; img-src 'self' data:; " +
 		"object-src 'none'; base-uri 'none'; frame-ancestors " + fa
 }
 

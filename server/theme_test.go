@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -197,4 +199,76 @@ func TestThemeFailureCache(t *testing.T) {
 func response(status int, body string) *http.Response {
 	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
 		Body: io.NopCloser(strings.NewReader(body)), ProtoMajor: 1, ProtoMinor: 1}
+}
+
+// styleSrc is the style-src directive of a response's CSP.
+func styleSrc(resp *http.Response) string {
+	for _, d := range strings.Split(resp.Header.Get("Content-Security-Policy"), ";") {
+		if d = strings.TrimSpace(d); strings.HasPrefix(d, "style-src ") {
+			return d
+		}
+	}
+	return ""
+}
+
+// TestThemeInlineOnceKnown: a page links the EHR's theme while this server
+// has not fetched it yet; once it has, every page carries the theme inline
+// instead, so no request holds back the first paint, and that response's
+// CSP allows exactly that stylesheet by its hash. Other responses allow no
+// inline style. A style document that gave no theme costs no request.
+func TestThemeInlineOnceKnown(t *testing.T) {
+	g, themeURL, b := themeHarness(t)
+	labsURL := strings.TrimSuffix(themeURL, "/theme.css")
+
+	resp, doc, _ := b.get(labsURL)
+	if n := doc.Find(`link[data-testid=theme]`).Length(); n != 1 || doc.Find(`style`).Length() != 0 {
+		t.Fatalf("before the theme is fetched: %d theme links, %d styles; want the link alone", n, doc.Find(`style`).Length())
+	}
+	if got := styleSrc(resp); got != "style-src 'self'" {
+		t.Fatalf("linked theme: CSP %q, want style-src 'self' alone", got)
+	}
+
+	css := getCSS(t, b, themeURL)
+	if !strings.Contains(css, themeProbe) {
+		t.Fatalf("theme.css = %q", css)
+	}
+	// Twice: the first renders the page, the second (the list is complete) is the kept copy.
+	for i := range 2 {
+		resp, doc, _ := b.get(labsURL)
+		if n := doc.Find(`link[data-testid=theme]`).Length(); n != 0 {
+			t.Fatalf("page %d: %d theme links once the theme is known, want it inline", i, n)
+		}
+		style := doc.Find(`head style[data-testid=theme]`)
+		if style.Length() != 1 || style.Text() != css {
+			t.Fatalf("page %d: inline theme %q, want theme.css's %q", i, style.Text(), css)
+		}
+		sum := sha256.Sum256([]byte(style.Text()))
+		want := "style-src 'self' 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		if got := styleSrc(resp); got != want {
+			t.Fatalf("page %d: CSP %q, want %q", i, got, want)
+		}
+	}
+	if resp, _, _ := b.get(themeURL); styleSrc(resp) != "style-src 'self'" {
+		t.Errorf("theme.css: CSP %q allows an inline style", styleSrc(resp))
+	}
+	if n := g.count(); n != 1 {
+		t.Errorf("style document requests = %d, want 1", n)
+	}
+}
+
+// TestNoThemeNoRequest: when the EHR's style document gave no theme, pages
+// neither link nor inline one (our default theme, without a request for it).
+func TestNoThemeNoRequest(t *testing.T) {
+	g, themeURL, b := themeHarness(t)
+	g.set(nil, func() (*http.Response, error) { return response(500, "oops"), nil })
+	if css := getCSS(t, b, themeURL); css != "" {
+		t.Fatalf("a failed style document gave %q", css)
+	}
+	resp, doc, _ := b.get(strings.TrimSuffix(themeURL, "/theme.css"))
+	if n := doc.Find(`[data-testid=theme]`).Length(); n != 0 {
+		t.Errorf("%d theme elements after the style document failed, want none", n)
+	}
+	if got := styleSrc(resp); got != "style-src 'self'" {
+		t.Errorf("CSP %q, want style-src 'self' alone", got)
+	}
 }

@@ -87,3 +87,34 @@ func TestPage(t *testing.T) {
 		})
 	}
 }
+
+// TestInlineTheme: the EHR's theme goes into the head as the one <style>
+// element, in place of its link; a stylesheet that could end that element
+// is never inlined, and the link stands instead.
+func TestInlineTheme(t *testing.T) {
+	const css = ":root {\n  --sl-bg: #eef1f4;\n}\n"
+	doc := htmlcheck.MustParse(t, htmlcheck.MustRender(t, layout.Page(layout.Props{ThemeCSS: css, ThemePath: "/l/L1/theme.css"}, templ.NopComponent)))
+	if s := doc.Find(`head style[data-testid="theme"]`); s.Length() != 1 || s.Text() != css {
+		t.Errorf("inline theme: %d elements, text %q; want one with %q", s.Length(), s.Text(), css)
+	}
+	if n := doc.Find(`link[data-testid="theme"]`).Length(); n != 0 {
+		t.Errorf("%d theme links beside the inline theme, want none", n)
+	}
+
+	const hostile = ":root { --sl-bg: #fff; }</style><script>alert(1)</script>"
+	doc = htmlcheck.MustParse(t, htmlcheck.MustRender(t, layout.Page(layout.Props{ThemeCSS: hostile, ThemePath: "/l/L1/theme.css"}, templ.NopComponent)))
+	if n := doc.Find("style").Length() + doc.Find("script:not([src])").Length(); n != 0 {
+		t.Errorf("a stylesheet with '<' was inlined: %d style or inline script elements", n)
+	}
+	if got := doc.Find(`link[data-testid="theme"]`).AttrOr("href", ""); got != "/l/L1/theme.css" {
+		t.Errorf("theme link = %q, want the stylesheet's URL in its place", got)
+	}
+}
+
+// TestStyleHash: the CSP source of a stylesheet is its SHA-256 in base64.
+func TestStyleHash(t *testing.T) {
+	// The SHA-256 of the empty string.
+	if got, want := layout.StyleHash(""), "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"; got != want {
+		t.Errorf("StyleHash(\"\") = %s, want %s", got, want)
+	}
+}

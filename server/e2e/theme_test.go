@@ -78,6 +78,7 @@ func TestAccessibilityUnderEHRTheme(t *testing.T) {
 		}
 	}
 
+	inline := 0 // themed views that carried the theme inline
 	for _, width := range []int{360, 1280} {
 		if err := tab.SetViewport(width, 900); err != nil {
 			t.Fatal(err)
@@ -92,8 +93,12 @@ func TestAccessibilityUnderEHRTheme(t *testing.T) {
 				if n, err := tab.Count(frame, view.want); err != nil || n == 0 {
 					t.Fatalf("%s shows no %s (%v)", u, view.want, err)
 				}
-				if n, _ := tab.Count(frame, `link[data-testid=theme]`); (n > 0) != view.themed {
-					t.Fatalf("%s links the EHR theme: %v, want %v", u, n > 0, view.themed)
+				// Linked, or inline once the server holds it (allowed by its hash in the page's CSP).
+				if n, _ := tab.Count(frame, `link[data-testid=theme], style[data-testid=theme]`); (n > 0) != view.themed {
+					t.Fatalf("%s carries the EHR theme: %v, want %v", u, n > 0, view.themed)
+				}
+				if n, _ := tab.Count(frame, `style[data-testid=theme]`); n > 0 {
+					inline++
 				}
 				if view.themed {
 					checkThemeInForce(t, tab, style["color_background"])
@@ -104,10 +109,15 @@ func TestAccessibilityUnderEHRTheme(t *testing.T) {
 			})
 		}
 	}
+	// The first page linked the theme and its request fetched it; the views
+	// after it carry it inline, and the browser applied it under the CSP.
+	if inline == 0 {
+		t.Error("no view carried the EHR theme inline once the server held it")
+	}
 }
 
 // checkThemeInForce checks that the page's background is the EHR's (so the
-// theme stylesheet was fetched and applied), and two contrasts axe does not
+// theme, linked or inline, was applied), and two contrasts axe does not
 // check (WCAG 1.4.11): the focus ring against the page and the panels the CSS
 // draws on it, and the outline of an unchecked period chip, which is all that
 // shows it is a control, against its inside and the filters around it.
