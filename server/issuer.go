@@ -15,7 +15,7 @@ import (
 // ctxIssuer holds the configured issuer a request belongs to, once a handler knows it.
 const ctxIssuer = "smartlabs.issuer"
 
-// ctxStyleHash holds the CSP hash of the inline theme a page carries (setInlineTheme).
+// ctxStyleHash holds the CSP hash of the inline theme a page carries (labsLayout).
 const ctxStyleHash = "smartlabs.style_hash"
 
 // setRequestIssuer records that the request belongs to the configured issuer
