@@ -17,10 +17,7 @@ import (
 // well past its budget).
 func TestCachedResultsHeapMatchesEstimate(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	srv, ok := h.Handler.(*server.Server)
-	if !ok {
-		t.Fatalf("harness handler is %T, want *server.Server", h.Handler)
-	}
+	srv := appServer(t, h)
 	p := h.Patient("Large")
 	var ids []string
 	for range 3 {

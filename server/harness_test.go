@@ -12,6 +12,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"smartlabs/server"
 	"smartlabs/server/servertest"
 )
 
@@ -161,4 +162,14 @@ func (b *browser) getList(u string) (*http.Response, *goquery.Document, string) 
 	}
 	b.t.Fatal("All results has too many pages")
 	return nil, nil, ""
+}
+
+// appServer is the app the harness serves, for the tests that look inside it.
+func appServer(t *testing.T, h *harness) *server.Server {
+	t.Helper()
+	srv, ok := h.Handler.(*server.Server)
+	if !ok {
+		t.Fatalf("harness handler is %T, want *server.Server", h.Handler)
+	}
+	return srv
 }

@@ -13,10 +13,7 @@ import (
 // another browser leaves that launch's cache alone.
 func TestLogoutForgetsCachedResults(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	srv, ok := h.Handler.(*server.Server)
-	if !ok {
-		t.Fatalf("harness handler is %T, want *server.Server", h.Handler)
-	}
+	srv := appServer(t, h)
 	alice, mallory := newBrowser(t), newBrowser(t)
 	resp, _ := mustLaunch(t, h, alice, h.Patient("Lin"))
 	labsURL := resp.Request.URL.String()
@@ -58,7 +55,7 @@ func TestLogoutForgetsCachedResults(t *testing.T) {
 // and none of another browser's.
 func TestLogoutForgetsEveryLaunchOfTheBrowser(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	srv := h.Handler.(*server.Server)
+	srv := appServer(t, h)
 	alice, bob := newBrowser(t), newBrowser(t)
 	lin, _ := mustLaunch(t, h, alice, h.Patient("Lin"))
 	okafor, _ := mustLaunch(t, h, alice, h.Patient("Okafor"))

@@ -166,7 +166,7 @@ func TestFetchPanicKeepsServing(t *testing.T) {
 			if pt.count() != 1 {
 				t.Fatalf("views after the panic fetched again: %d panicking requests, want 1", pt.count())
 			}
-			if !server.CachedLaunch(h.Handler.(*server.Server), id) {
+			if !server.CachedLaunch(appServer(t, h), id) {
 				t.Error("the failed fetch's entry is gone: the next poll would fetch again")
 			}
 			// Refresh fetches again.
